@@ -1,0 +1,208 @@
+//! Audit events: who did what, to what, from where, with what outcome. Every state
+//! change writes one in the same transaction as the change. Details never hold
+//! secrets: only ids, names, roles and reasons go in.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{EventId, TenantId, Timestamp};
+
+/// Every action name Ward emits. `docs/audit.md` lists them (a test checks).
+pub mod actions {
+    pub const INSTALLATION_INITIALIZED: &str = "installation.initialized";
+    pub const TENANT_CREATED: &str = "tenant.created";
+    pub const USER_CREATED: &str = "user.created";
+    pub const USER_UPDATED: &str = "user.updated";
+    pub const USER_DISABLED: &str = "user.disabled";
+    pub const USER_PASSWORD_RESET: &str = "user.password_reset";
+    pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
+    pub const AUTH_LOGIN: &str = "auth.login";
+    pub const AUTH_LOGIN_FAILED: &str = "auth.login_failed";
+    pub const AUTH_LOGOUT: &str = "auth.logout";
+    pub const SESSION_REVOKED: &str = "session.revoked";
+    pub const TOKEN_CREATED: &str = "token.created";
+    pub const TOKEN_REVOKED: &str = "token.revoked";
+
+    pub const ALL: &[&str] = &[
+        INSTALLATION_INITIALIZED,
+        TENANT_CREATED,
+        USER_CREATED,
+        USER_UPDATED,
+        USER_DISABLED,
+        USER_PASSWORD_RESET,
+        USER_SESSIONS_REVOKED,
+        AUTH_LOGIN,
+        AUTH_LOGIN_FAILED,
+        AUTH_LOGOUT,
+        SESSION_REVOKED,
+        TOKEN_CREATED,
+        TOKEN_REVOKED,
+    ];
+}
+
+/// Who acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    User,
+    ApiToken,
+    /// The instance operator at the command line, or Ward itself.
+    System,
+    /// Someone not signed in (e.g. a failed sign-in).
+    Anonymous,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::ApiToken => "api_token",
+            ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "user" => ActorKind::User,
+            "api_token" => ActorKind::ApiToken,
+            "system" => ActorKind::System,
+            "anonymous" => ActorKind::Anonymous,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    /// User id, or token id for tokens (the owning user is in `label`'s account).
+    pub id: Option<String>,
+    /// A human-readable name: the email, `token <name> of <email>`, `cli`.
+    pub label: String,
+}
+
+impl Actor {
+    pub fn system(label: &str) -> Self {
+        Self {
+            kind: ActorKind::System,
+            id: None,
+            label: label.to_owned(),
+        }
+    }
+
+    pub fn anonymous() -> Self {
+        Self {
+            kind: ActorKind::Anonymous,
+            id: None,
+            label: "anonymous".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    Success,
+    Failure,
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Failure => "failure",
+        }
+    }
+}
+
+/// Where a request came from, attached to every event it causes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestContext {
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: String,
+}
+
+impl RequestContext {
+    /// For changes made at the command line, not over HTTP.
+    pub fn cli(request_id: String) -> Self {
+        Self {
+            ip: "local".to_owned(),
+            user_agent: "ward-cli".to_owned(),
+            request_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    pub id: EventId,
+    pub occurred_at: Timestamp,
+    pub tenant_id: Option<TenantId>,
+    pub actor: Actor,
+    pub context: RequestContext,
+    pub action: &'static str,
+    pub target_kind: Option<&'static str>,
+    pub target_id: Option<String>,
+    pub outcome: AuditOutcome,
+    pub details: Value,
+}
+
+/// An event as read back (action is then an owned string).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredAuditEvent {
+    /// Insertion order, for pagination. Not the Merkle leaf index (a later layer).
+    pub seq: i64,
+    pub id: EventId,
+    pub occurred_at: Timestamp,
+    pub tenant_id: Option<TenantId>,
+    pub actor: Actor,
+    pub context: RequestContext,
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub details: Value,
+}
+
+impl AuditEvent {
+    /// A successful event with no target and empty details; refine with the builders.
+    pub fn new(
+        id: EventId,
+        occurred_at: Timestamp,
+        tenant_id: Option<TenantId>,
+        actor: Actor,
+        context: RequestContext,
+        action: &'static str,
+    ) -> Self {
+        Self {
+            id,
+            occurred_at,
+            tenant_id,
+            actor,
+            context,
+            action,
+            target_kind: None,
+            target_id: None,
+            outcome: AuditOutcome::Success,
+            details: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    pub fn target(mut self, kind: &'static str, id: impl Into<String>) -> Self {
+        self.target_kind = Some(kind);
+        self.target_id = Some(id.into());
+        self
+    }
+
+    pub fn failed(mut self) -> Self {
+        self.outcome = AuditOutcome::Failure;
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
