@@ -1,0 +1,141 @@
+//! Writing and reading the audit trail. Writes happen inside the transaction of
+//! the change they describe; the table itself refuses UPDATE and DELETE.
+
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use ward_core::audit::{Actor, ActorKind, StoredAuditEvent};
+use ward_core::{AuditEvent, EventId, RequestContext, TenantId, Timestamp};
+
+use crate::{Store, StoreError};
+
+pub(crate) async fn insert_audit(
+    tx: &mut Transaction<'static, Any>,
+    e: &AuditEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, \
+         ip, user_agent, request_id, action, target_kind, target_id, outcome, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(e.id.as_str().to_owned())
+    .bind(e.occurred_at.millis())
+    .bind(e.tenant_id.as_ref().map(|t| t.as_str().to_owned()))
+    .bind(e.actor.kind.as_str())
+    .bind(e.actor.id.clone())
+    .bind(e.actor.label.clone())
+    .bind(e.context.ip.clone())
+    .bind(e.context.user_agent.clone())
+    .bind(e.context.request_id.clone())
+    .bind(e.action)
+    .bind(e.target_kind)
+    .bind(e.target_id.clone())
+    .bind(e.outcome.as_str())
+    .bind(e.details.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Which events to read. The tenant is mandatory for API reads: it comes from the
+/// authenticated principal, never from the request.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub tenant_id: Option<TenantId>,
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Keyset pagination: only events with `seq` below this (newest first).
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// Records an event that accompanies no other change (e.g. a refused sign-in).
+    pub async fn record_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_audit(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events matching `filter`, newest first.
+    pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        // Only fixed SQL fragments are concatenated; every value is a bound parameter.
+        let mut sql = String::from(
+            "SELECT seq, id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, ip, user_agent, \
+             request_id, action, target_kind, target_id, outcome, details FROM audit_events WHERE 1 = 1",
+        );
+        let mut n = 0;
+        let mut param = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&clause.replace('?', &format!("${n}")));
+        };
+        if filter.tenant_id.is_some() {
+            param(&mut sql, " AND tenant_id = ?");
+        }
+        if filter.action.is_some() {
+            param(&mut sql, " AND action = ?");
+        }
+        if filter.actor_id.is_some() {
+            param(&mut sql, " AND actor_id = ?");
+        }
+        if filter.since.is_some() {
+            param(&mut sql, " AND occurred_at >= ?");
+        }
+        if filter.until.is_some() {
+            param(&mut sql, " AND occurred_at < ?");
+        }
+        if filter.before_seq.is_some() {
+            param(&mut sql, " AND seq < ?");
+        }
+        param(&mut sql, " ORDER BY seq DESC LIMIT ?");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(t) = &filter.tenant_id {
+            q = q.bind(t.as_str().to_owned());
+        }
+        if let Some(a) = &filter.action {
+            q = q.bind(a.clone());
+        }
+        if let Some(a) = &filter.actor_id {
+            q = q.bind(a.clone());
+        }
+        if let Some(t) = filter.since {
+            q = q.bind(t.millis());
+        }
+        if let Some(t) = filter.until {
+            q = q.bind(t.millis());
+        }
+        if let Some(s) = filter.before_seq {
+            q = q.bind(s);
+        }
+        q = q.bind(i64::from(filter.limit));
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<StoredAuditEvent, StoreError> {
+    let kind: String = r.try_get("actor_kind")?;
+    let details: String = r.try_get("details")?;
+    Ok(StoredAuditEvent {
+        seq: r.try_get("seq")?,
+        id: EventId::from_stored(r.try_get("id")?),
+        occurred_at: Timestamp::from_millis(r.try_get("occurred_at")?),
+        tenant_id: r.try_get::<Option<String>, _>("tenant_id")?.map(TenantId::from_stored),
+        actor: Actor {
+            kind: ActorKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("actor kind {kind}")))?,
+            id: r.try_get("actor_id")?,
+            label: r.try_get("actor_label")?,
+        },
+        context: RequestContext {
+            ip: r.try_get("ip")?,
+            user_agent: r.try_get("user_agent")?,
+            request_id: r.try_get("request_id")?,
+        },
+        action: r.try_get("action")?,
+        target_kind: r.try_get("target_kind")?,
+        target_id: r.try_get("target_id")?,
+        outcome: r.try_get("outcome")?,
+        details: serde_json::from_str(&details).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}

@@ -1,0 +1,109 @@
+//! Versioned schema migrations, one SQL file per backend per version, each applied
+//! in its own transaction together with its row in `schema_migrations`.
+
+use sqlx::Row;
+
+use crate::{Backend, Store, StoreError};
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// Every migration, in order. Append only: never edit one that has shipped.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "foundation",
+    sqlite: include_str!("migrations/0001_foundation.sqlite.sql"),
+    postgres: include_str!("migrations/0001_foundation.postgres.sql"),
+}];
+
+/// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,
+/// so several instances starting at once migrate one at a time.
+const MIGRATION_LOCK_ID: i64 = 0x5741_5244_0001;
+
+impl Store {
+    /// The newest applied migration, or `None` on an empty database.
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let exists_sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+            }
+        };
+        let n: i64 = sqlx::query(exists_sql).fetch_one(&self.pool).await?.try_get("n")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT MAX(version) AS v FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("v")?)
+    }
+
+    /// Applies every pending migration; returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if let Some(found) = self.schema_version().await?
+            && found > known
+        {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        let create = match self.backend {
+            Backend::Sqlite => {
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            }
+            Backend::Postgres => {
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            }
+        };
+        let mut applied = Vec::new();
+        for m in MIGRATIONS {
+            let mut tx = self.begin().await?;
+            if self.backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK_ID)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(create).execute(&mut *tx).await?;
+            let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if done > 0 {
+                tx.rollback().await?;
+                continue;
+            }
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(now_millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+            applied.push(m.version);
+        }
+        Ok(applied)
+    }
+}
+
+/// Wall-clock time for the migration bookkeeping column only; domain times are
+/// always passed in.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,88 @@
+//! Mapping rows to domain types, in one place per type.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use ward_core::session::Session;
+use ward_core::tenant::Tenant;
+use ward_core::token::ApiToken;
+use ward_core::user::User;
+use ward_core::{Email, Role, SessionId, TenantId, Timestamp, TokenId, UserId};
+
+use crate::StoreError;
+
+pub(crate) const USER_COLUMNS: &str =
+    "u.id, u.tenant_id, u.email, u.display_name, u.role, u.disabled, u.created_at, u.updated_at";
+pub(crate) const SESSION_COLUMNS: &str = "s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, \
+     s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_method";
+pub(crate) const TOKEN_COLUMNS: &str =
+    "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
+
+fn role(text: &str) -> Result<Role, StoreError> {
+    Role::parse(text).map_err(|_| StoreError::Corrupt(format!("role {text:?}")))
+}
+
+fn ts(r: &AnyRow, col: &str) -> Result<Timestamp, StoreError> {
+    Ok(Timestamp::from_millis(r.try_get(col)?))
+}
+
+fn opt_ts(r: &AnyRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
+    Ok(r.try_get::<Option<i64>, _>(col)?.map(Timestamp::from_millis))
+}
+
+pub(crate) fn tenant(r: &AnyRow) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: TenantId::from_stored(r.try_get("id")?),
+        name: r.try_get("name")?,
+        slug: r.try_get("slug")?,
+        created_at: ts(r, "created_at")?,
+    })
+}
+
+pub(crate) fn user(r: &AnyRow) -> Result<User, StoreError> {
+    let role_text: String = r.try_get("role")?;
+    Ok(User {
+        id: UserId::from_stored(r.try_get("id")?),
+        tenant_id: TenantId::from_stored(r.try_get("tenant_id")?),
+        email: Email::from_stored(r.try_get("email")?),
+        display_name: r.try_get("display_name")?,
+        role: role(&role_text)?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
+    })
+}
+
+pub(crate) fn session(r: &AnyRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: SessionId::from_stored(r.try_get("id")?),
+        tenant_id: TenantId::from_stored(r.try_get("tenant_id")?),
+        user_id: UserId::from_stored(r.try_get("user_id")?),
+        created_at: ts(r, "created_at")?,
+        last_seen_at: ts(r, "last_seen_at")?,
+        expires_at: ts(r, "expires_at")?,
+        revoked_at: opt_ts(r, "revoked_at")?,
+        ip: r.try_get("ip")?,
+        user_agent: r.try_get("user_agent")?,
+        auth_method: r.try_get("auth_method")?,
+    })
+}
+
+pub(crate) fn token(r: &AnyRow) -> Result<ApiToken, StoreError> {
+    let scope: String = r.try_get("scope")?;
+    Ok(ApiToken {
+        id: TokenId::from_stored(r.try_get("id")?),
+        tenant_id: TenantId::from_stored(r.try_get("tenant_id")?),
+        user_id: UserId::from_stored(r.try_get("user_id")?),
+        name: r.try_get("name")?,
+        scope: role(&scope)?,
+        created_at: ts(r, "created_at")?,
+        expires_at: ts(r, "expires_at")?,
+        last_used_at: opt_ts(r, "last_used_at")?,
+        revoked_at: opt_ts(r, "revoked_at")?,
+    })
+}
+
+pub(crate) fn role_of(r: &AnyRow, col: &str) -> Result<Role, StoreError> {
+    let text: String = r.try_get(col)?;
+    role(&text)
+}
