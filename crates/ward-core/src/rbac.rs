@@ -135,7 +135,7 @@ impl Permission {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Permission::ReadOwnAccount => "Read one's own account",
+            Permission::ReadOwnAccount => "Read and change one's own account (profile, password)",
             Permission::ManageOwnSessions => "List and revoke one's own sessions",
             Permission::ManageOwnTokens => "Create, list and revoke one's own API tokens (scope never above one's role)",
             Permission::ReadUsers => "Read the company's user directory",

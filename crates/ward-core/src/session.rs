@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{Role, SessionId, TenantId, Timestamp, UserId};
+use crate::{Email, Role, SessionId, TenantId, Timestamp, UserId};
 
 /// A session as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +73,7 @@ impl SessionPolicy {
 #[derive(Debug, Clone)]
 pub struct SessionWithUser {
     pub session: Session,
+    pub email: Email,
     pub role: Role,
     pub user_disabled: bool,
 }

@@ -1,1 +1,27 @@
-//! placeholder
+//! Ward's HTTP server: the axum app (routes, extractors, middleware), its state,
+//! and serving it over plain TCP or TLS (rustls).
+//!
+//! Handlers are thin: they authenticate, check the permission matrix, call the
+//! store with the audit event for the change, and map errors to problem details.
+#![forbid(unsafe_code)]
+
+pub mod access;
+mod app;
+pub mod client_ip;
+mod clock;
+mod extract;
+mod metrics;
+mod middleware;
+mod problem;
+mod routes;
+mod serve;
+mod settings;
+mod state;
+mod views;
+
+pub use app::{build_app, openapi};
+pub use clock::{Clock, SystemClock};
+pub use problem::{ApiError, Problem};
+pub use serve::{ServeError, serve};
+pub use settings::{LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles};
+pub use state::{AppState, Inner, Keys};

@@ -51,7 +51,7 @@ impl Store {
     /// on every cookie-authenticated request.
     pub async fn session_with_user(&self, id: &SessionId) -> Result<Option<SessionWithUser>, StoreError> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS}, u.role AS user_role, u.disabled AS user_disabled \
+            "SELECT {SESSION_COLUMNS}, u.email AS user_email, u.role AS user_role, u.disabled AS user_disabled \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -61,6 +61,7 @@ impl Store {
         row.map(|r| {
             Ok(SessionWithUser {
                 session: rows::session(&r)?,
+                email: ward_core::Email::from_stored(sqlx::Row::try_get(&r, "user_email")?),
                 role: rows::role_of(&r, "user_role")?,
                 user_disabled: sqlx::Row::try_get::<i64, _>(&r, "user_disabled")? != 0,
             })

@@ -32,7 +32,7 @@ impl Store {
 
     pub async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenWithOwner>, StoreError> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS}, u.role AS owner_role, u.disabled AS owner_disabled \
+            "SELECT {TOKEN_COLUMNS}, u.email AS owner_email, u.role AS owner_role, u.disabled AS owner_disabled \
              FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -42,6 +42,7 @@ impl Store {
         row.map(|r| {
             Ok(TokenWithOwner {
                 token: rows::token(&r)?,
+                owner_email: ward_core::Email::from_stored(r.try_get("owner_email")?),
                 owner_role: rows::role_of(&r, "owner_role")?,
                 owner_disabled: r.try_get::<i64, _>("owner_disabled")? != 0,
             })

@@ -1,0 +1,99 @@
+//! The route table: every route and what it requires. The permission matrix itself
+//! is `ward_core::rbac`; this table names, per route, which permission applies.
+//! `docs/permissions.md` is rendered from both (a test keeps it current), and the
+//! route × role test walks this table against the running server.
+
+use ward_core::{Permission, Role};
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// A signed-in principal holding this permission.
+    Requires(Permission),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RouteAccess {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    /// Extra rule beyond the role, stated for the docs.
+    pub note: &'static str,
+}
+
+const fn route(method: &'static str, path: &'static str, access: Access, note: &'static str) -> RouteAccess {
+    RouteAccess { method, path, access, note }
+}
+
+use Access::{Public, Requires};
+use Permission as P;
+
+pub const ROUTES: &[RouteAccess] = &[
+    route("POST", "/api/v1/auth/login", Public, "rate limited per IP; failures throttled per account and IP"),
+    route("POST", "/api/v1/auth/logout", Requires(P::ReadOwnAccount), "cookie sessions only"),
+    route("GET", "/api/v1/me", Requires(P::ReadOwnAccount), ""),
+    route("POST", "/api/v1/me/password", Requires(P::ReadOwnAccount), "cookie sessions only; revokes all sessions"),
+    route("GET", "/api/v1/users", Requires(P::ReadUsers), "own company only"),
+    route("POST", "/api/v1/users", Requires(P::ManageUsers), "role never above the caller's"),
+    route("GET", "/api/v1/users/{id}", Requires(P::ReadUsers), "own company only"),
+    route("PATCH", "/api/v1/users/{id}", Requires(P::ManageUsers), "role never above the caller's; keeps one Admin"),
+    route("DELETE", "/api/v1/users/{id}", Requires(P::ManageUsers), "disables; keeps one Admin"),
+    route("DELETE", "/api/v1/users/{id}/sessions", Requires(P::ManageUsers), ""),
+    route("GET", "/api/v1/sessions", Requires(P::ManageOwnSessions), "own sessions only"),
+    route("DELETE", "/api/v1/sessions/{id}", Requires(P::ManageOwnSessions), "own sessions only"),
+    route("GET", "/api/v1/tokens", Requires(P::ManageOwnTokens), "own tokens only"),
+    route("POST", "/api/v1/tokens", Requires(P::ManageOwnTokens), "cookie sessions only; scope never above the caller's role"),
+    route("DELETE", "/api/v1/tokens/{id}", Requires(P::ManageOwnTokens), "own tokens only"),
+    route("GET", "/api/v1/audit/events", Requires(P::ReadAuditLog), "own company only"),
+    route("GET", "/healthz", Public, ""),
+    route("GET", "/readyz", Public, ""),
+    route("GET", "/metrics", Public, "restrict at the network edge if needed"),
+    route("GET", "/openapi.json", Public, ""),
+];
+
+/// Renders `docs/permissions.md`.
+pub fn render_permissions_doc() -> String {
+    let mut out = String::from(
+        "# Permissions\n\n\
+         <!-- Generated from ward_core::rbac and ward_server::access::ROUTES by the test \
+         `permissions_doc_is_current`; run it with UPDATE_DOCS=1 to rewrite. Do not edit by hand. -->\n\n\
+         Ward has three roles per company. **Admin** can do everything within their company. \
+         **User** creates and edits work objects (rules, cases) and may approve other people's \
+         changes, but manages no users, settings or keys. **Viewer** reads everything, including \
+         the audit trail (the role for auditors), and changes nothing.\n\n\
+         A principal is a signed-in user (session cookie) or an API token. A token acts with the \
+         lesser of its scope and its owner's current role. Every object belongs to one company; \
+         an id from another company answers 404, exactly like a missing one.\n\n\
+         **Separation of duties**: the author of a change can never approve it, whatever their \
+         role (`ward_core::rbac::check_separation_of_duties`); approvals additionally require \
+         `approve_changes`.\n\n## Permission matrix\n\n| permission | meaning | admin | user | viewer |\n|---|---|---|---|---|\n",
+    );
+    for p in Permission::ALL {
+        let mark = |r: Role| if r.allows(p) { "yes" } else { "—" };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            p.name(),
+            p.describe(),
+            mark(Role::Admin),
+            mark(Role::User),
+            mark(Role::Viewer)
+        ));
+    }
+    out.push_str("\n## Routes\n\n| method | path | requires | admin | user | viewer | notes |\n|---|---|---|---|---|---|---|\n");
+    for r in ROUTES {
+        let (req, marks) = match r.access {
+            Public => ("public".to_owned(), ["yes", "yes", "yes"]),
+            Requires(p) => {
+                let m = |role: Role| if role.allows(p) { "yes" } else { "—" };
+                (format!("`{}`", p.name()), [m(Role::Admin), m(Role::User), m(Role::Viewer)])
+            }
+        };
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {} | {} |\n",
+            r.method, r.path, req, marks[0], marks[1], marks[2], r.note
+        ));
+    }
+    out
+}

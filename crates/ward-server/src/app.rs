@@ -1,0 +1,93 @@
+//! Assembles the router: API routes with their OpenAPI document, fallbacks that
+//! answer in problem details, and the middleware stack.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware as mw};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::middleware::{capture_route, csrf, rate_limit, request_meta, security_headers};
+use crate::{ApiError, AppState};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ward API", description = "Ward's control-plane API. Errors are RFC 9457 problem details with a stable `code`."),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Sign-in and sign-out"),
+        (name = "account", description = "The caller's own account"),
+        (name = "users", description = "A company's users (Admin)"),
+        (name = "sessions", description = "The caller's sessions"),
+        (name = "tokens", description = "The caller's API tokens"),
+        (name = "audit", description = "The company's audit trail"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("ward_session"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("ward_...").build()),
+        );
+    }
+}
+
+/// The OpenAPI document for every route, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .merge(crate::routes::api_routes())
+        .split_for_parts();
+    api
+}
+
+/// The whole app, ready to serve with `into_make_service_with_connect_info`.
+pub fn build_app(state: AppState) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::routes::api_routes())
+        .split_for_parts();
+    let spec = Arc::new(api);
+    let body_limit = state.settings.max_body_bytes;
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { Json(spec.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this method is not allowed here")
+        })
+        .route_layer(mw::from_fn(capture_route))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(mw::from_fn_with_state(state.clone(), csrf))
+        .layer(mw::from_fn_with_state(state.clone(), rate_limit))
+        .layer(mw::from_fn_with_state(state.clone(), security_headers))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(mw::from_fn_with_state(state.clone(), request_meta))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    let mut r = ApiError::internal().into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    r
+}

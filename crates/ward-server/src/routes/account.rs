@@ -1,0 +1,87 @@
+//! The signed-in user's own account.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::json;
+use ward_core::audit::actions;
+use ward_core::password_policy::check_new_password;
+use ward_core::{Email, Permission};
+use ward_crypto::PhcString;
+use zeroize::Zeroizing;
+
+use super::auth::{check_password, hash_off_runtime};
+use super::event;
+use crate::extract::{ApiJson, AuthVia, Principal, RequestMeta};
+use crate::views::{ChangePasswordRequest, MeView, UserView};
+use crate::{ApiError, AppState};
+
+/// Who am I: the user, how this request authenticated, and the role it acts with.
+#[utoipa::path(get, path = "/api/v1/me", tag = "account",
+    responses((status = 200, body = MeView), (status = 401, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<MeView>, ApiError> {
+    principal.require(Permission::ReadOwnAccount)?;
+    let user = state
+        .store()
+        .find_user(&principal.tenant_id, &principal.user_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let (by, session_id, token_id) = match &principal.via {
+        AuthVia::Session(id) => ("session", Some(id.to_string()), None),
+        AuthVia::Token { id, .. } => ("token", None, Some(id.to_string())),
+    };
+    Ok(Json(MeView {
+        user: UserView::from(&user),
+        authenticated_by: by.to_owned(),
+        session_id,
+        token_id,
+        effective_role: principal.role.as_str().to_owned(),
+    }))
+}
+
+/// Change one's own password. Every session of the user, this one included, is
+/// revoked: sign in again with the new password.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "account", request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Changed; all sessions revoked"),
+        (status = 403, body = crate::Problem, description = "`wrong_password` or `session_required`"),
+        (status = 422, body = crate::Problem, description = "`invalid_field` (password policy)")),
+    security(("session_cookie" = [])))]
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Permission::ReadOwnAccount)?;
+    let current = Zeroizing::new(req.current_password);
+    let new = Zeroizing::new(req.new_password);
+    if principal.session_id().is_none() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "session_required", "change a password from a signed-in session"));
+    }
+    let email = Email::from_stored(principal.email.clone());
+    let creds = state
+        .store()
+        .find_user_by_email(&email)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    check_new_password(&new, email.as_str())?;
+    let stored = creds.password_hash.map(PhcString::from_stored);
+    if !check_password(&state, current, stored).await? {
+        let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::USER_PASSWORD_RESET)?
+            .target("user", principal.user_id.to_string())
+            .failed()
+            .details(json!({ "reason": "wrong_current_password" }));
+        state.store().record_audit(&e).await?;
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the current password is incorrect"));
+    }
+    let hash = hash_off_runtime(&state, new).await?;
+    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::USER_PASSWORD_RESET)?
+        .target("user", principal.user_id.to_string())
+        .details(json!({ "by": "self", "sessions_revoked": true }));
+    state
+        .store()
+        .set_password(&principal.user_id, hash.as_str(), state.now(), &e)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,240 @@
+//! Password sign-in and sign-out.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use ward_core::audit::actions;
+use ward_core::session::Session;
+use ward_core::{Actor, Email, SessionId};
+use ward_crypto::{PasswordVerification, PhcString};
+use zeroize::Zeroizing;
+
+use super::event;
+use crate::extract::{ApiJson, Principal, RequestMeta};
+use crate::views::{LoginRequest, LoginResponse, UserView};
+use crate::{ApiError, AppState};
+
+const BAD_CREDENTIALS: &str = "the email or password is incorrect";
+
+/// Sign in with email and password; sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse, description = "Signed in; `Set-Cookie` carries the session"),
+        (status = 401, body = crate::Problem, description = "`invalid_credentials`, whether or not the account exists"),
+        (status = 429, body = crate::Problem, description = "`login_throttled` or `rate_limited`, with Retry-After"),
+    ))]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let password = Zeroizing::new(req.password);
+    if let Some(limiter) = &state.login_limiter
+        && limiter.check_key(&meta.client_ip).is_err()
+    {
+        return Err(ApiError::too_many("rate_limited", "too many sign-in attempts from this address", 60));
+    }
+    let now = state.now();
+    let account_key: String = req.email.trim().to_lowercase().chars().take(300).collect();
+    let ip_key = meta.client_ip.to_string();
+    let locked = {
+        let accounts = state.account_failures.lock().map_err(|_| ApiError::internal())?;
+        let ips = state.ip_failures.lock().map_err(|_| ApiError::internal())?;
+        accounts.retry_after(&account_key, now).or_else(|| ips.retry_after(&ip_key, now))
+    };
+    if let Some(secs) = locked {
+        let e = event(&state, &meta, None, Actor::anonymous(), actions::AUTH_LOGIN_FAILED)?
+            .failed()
+            .details(json!({ "email": account_key, "reason": "throttled" }));
+        state.store().record_audit(&e).await?;
+        crate::metrics::record_login("throttled");
+        return Err(ApiError::too_many(
+            "login_throttled",
+            "too many failed sign-ins; try again later",
+            u64::try_from(secs).unwrap_or(60),
+        ));
+    }
+
+    let creds = match Email::parse(&req.email) {
+        Ok(email) => state.store().find_user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let stored = creds
+        .as_ref()
+        .and_then(|c| c.password_hash.clone())
+        .map(PhcString::from_stored);
+    let verdict = verify_off_runtime(&state, password, stored).await?;
+
+    let failure = match (&creds, &verdict) {
+        (None, _) => Some("unknown_user"),
+        (Some(c), _) if c.password_hash.is_none() => Some("no_password"),
+        (Some(_), Verdict::Invalid) => Some("wrong_password"),
+        (Some(c), _) if c.user.disabled => Some("disabled"),
+        (Some(_), Verdict::Valid { .. }) => None,
+    };
+    if let Some(reason) = failure {
+        {
+            let mut accounts = state.account_failures.lock().map_err(|_| ApiError::internal())?;
+            accounts.record_failure(&account_key, now);
+            let mut ips = state.ip_failures.lock().map_err(|_| ApiError::internal())?;
+            ips.record_failure(&ip_key, now);
+        }
+        let tenant = creds.as_ref().map(|c| c.user.tenant_id.clone());
+        let mut e = event(&state, &meta, tenant.as_ref(), Actor::anonymous(), actions::AUTH_LOGIN_FAILED)?
+            .failed()
+            .details(json!({ "email": account_key, "reason": reason }));
+        if let Some(c) = &creds {
+            e = e.target("user", c.user.id.to_string());
+        }
+        state.store().record_audit(&e).await?;
+        crate::metrics::record_login("failure");
+        return Err(ApiError::unauthenticated("invalid_credentials", BAD_CREDENTIALS));
+    }
+    let Some(creds) = creds else {
+        return Err(ApiError::internal());
+    };
+    let Verdict::Valid { rehashed } = verdict else {
+        return Err(ApiError::internal());
+    };
+    let user = creds.user;
+    let session = Session {
+        id: SessionId::from_random(state.random_id_bytes()?),
+        tenant_id: user.tenant_id.clone(),
+        user_id: user.id.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now.plus_seconds(state.settings.session.absolute_timeout_secs),
+        revoked_at: None,
+        ip: meta.client_ip.to_string(),
+        user_agent: meta.user_agent.clone(),
+        auth_method: "password".to_owned(),
+    };
+    let actor = Actor {
+        kind: ward_core::audit::ActorKind::User,
+        id: Some(user.id.to_string()),
+        label: user.email.as_str().to_owned(),
+    };
+    let e = event(&state, &meta, Some(&user.tenant_id), actor, actions::AUTH_LOGIN)?
+        .target("session", session.id.to_string())
+        .details(json!({ "method": "password", "password_rehashed": rehashed.is_some() }));
+    state
+        .store()
+        .create_session(&session, rehashed.as_ref().map(PhcString::as_str), &e)
+        .await?;
+    state
+        .account_failures
+        .lock()
+        .map_err(|_| ApiError::internal())?
+        .record_success(&account_key);
+    crate::metrics::record_login("success");
+
+    let token = state
+        .keys
+        .sessions
+        .seal(session.id.as_str())
+        .map_err(|_| ApiError::internal())?;
+    let cookie = session_cookie(&state, &token, state.settings.session.absolute_timeout_secs);
+    let body = LoginResponse {
+        user: UserView::from(&user),
+        session_id: session.id.to_string(),
+        expires_at: session.expires_at.to_rfc3339(),
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(resp)
+}
+
+/// Sign out: revokes this session and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "Signed out"), (status = 400, body = crate::Problem), (status = 401, body = crate::Problem)),
+    security(("session_cookie" = [])))]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+) -> Result<Response, ApiError> {
+    let Some(session_id) = principal.session_id() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no_session",
+            "sign-out ends a cookie session; revoke API tokens with DELETE /api/v1/tokens/{id}",
+        ));
+    };
+    let now = state.now();
+    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::AUTH_LOGOUT)?
+        .target("session", session_id.to_string());
+    state
+        .store()
+        .revoke_session(&principal.tenant_id, &principal.user_id, session_id, now, &e)
+        .await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    Ok(resp)
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.settings.tls.is_some() { "; Secure" } else { "" };
+    let text = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        state.cookie_name()
+    );
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+enum Verdict {
+    Valid { rehashed: Option<PhcString> },
+    Invalid,
+}
+
+/// Verifies (and, if the stored parameters are outdated, re-hashes) on the blocking
+/// pool, holding a permit so at most `password_hash_concurrency` run at once. With
+/// no stored hash, verifies against the dummy so the time taken is the same.
+async fn verify_off_runtime(
+    state: &AppState,
+    password: Zeroizing<String>,
+    stored: Option<PhcString>,
+) -> Result<Verdict, ApiError> {
+    let _permit = state.hash_permits.acquire().await.map_err(|_| ApiError::internal())?;
+    let hashing = state.hashing.clone();
+    let rng = state.rng.clone();
+    tokio::task::spawn_blocking(move || {
+        let Some(stored) = stored else {
+            hashing.verify_dummy(&password);
+            return Ok(Verdict::Invalid);
+        };
+        match hashing.verify(&password, &stored) {
+            Ok(PasswordVerification::Valid { needs_rehash }) => {
+                let rehashed = if needs_rehash {
+                    Some(hashing.hash(&password, rng.as_ref()).map_err(|_| ApiError::internal())?)
+                } else {
+                    None
+                };
+                Ok(Verdict::Valid { rehashed })
+            }
+            Ok(PasswordVerification::Invalid) => Ok(Verdict::Invalid),
+            Err(_) => {
+                tracing::error!("stored password hash is unreadable");
+                Ok(Verdict::Invalid)
+            }
+        }
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+}
+
+/// Hashes a new password on the blocking pool under the same concurrency bound.
+pub(crate) async fn hash_off_runtime(state: &AppState, password: Zeroizing<String>) -> Result<PhcString, ApiError> {
+    let _permit = state.hash_permits.acquire().await.map_err(|_| ApiError::internal())?;
+    let hashing = state.hashing.clone();
+    let rng = state.rng.clone();
+    tokio::task::spawn_blocking(move || hashing.hash(&password, rng.as_ref()).map_err(|_| ApiError::internal()))
+        .await
+        .map_err(|_| ApiError::internal())?
+}
+
+/// Verifies a password of a known user (re-authentication) under the same bound.
+pub(crate) async fn check_password(state: &AppState, password: Zeroizing<String>, stored: Option<PhcString>) -> Result<bool, ApiError> {
+    Ok(matches!(verify_off_runtime(state, password, stored).await?, Verdict::Valid { .. }))
+}

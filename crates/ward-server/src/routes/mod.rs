@@ -1,0 +1,53 @@
+//! The API's routes, each registered with its OpenAPI description.
+
+mod account;
+mod audit;
+mod auth;
+mod health;
+mod sessions;
+mod tokens;
+mod users;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use ward_core::{Actor, AuditEvent, EventId, TenantId};
+
+use crate::extract::RequestMeta;
+use crate::{ApiError, AppState};
+
+pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(account::me))
+        .routes(routes!(account::change_password))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::get_user, users::update_user, users::delete_user))
+        .routes(routes!(users::revoke_user_sessions))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::revoke_session))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(audit::list_events))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+}
+
+/// A new audit event for this request.
+pub(crate) fn event(
+    state: &AppState,
+    meta: &RequestMeta,
+    tenant: Option<&TenantId>,
+    actor: Actor,
+    action: &'static str,
+) -> Result<AuditEvent, ApiError> {
+    Ok(AuditEvent::new(
+        EventId::from_random(state.random_id_bytes()?),
+        state.now(),
+        tenant.cloned(),
+        actor,
+        meta.context(),
+        action,
+    ))
+}

@@ -1,0 +1,85 @@
+//! What the server needs to know from configuration. The binary loads and validates
+//! the file and environment, then hands this over; nothing here reads either.
+
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use ward_core::session::SessionPolicy;
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Origins (`scheme://host[:port]`) allowed to make cross-site state-changing
+    /// requests with a session cookie, beyond same-origin ones.
+    pub trusted_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies).
+    pub trusted_proxies: Vec<IpNet>,
+    pub session: SessionPolicy,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    pub rate_limit: RateLimitSettings,
+    pub login_throttle: LoginThrottleSettings,
+    /// How many Argon2 computations may run at once (each holds `memory_kib`).
+    pub password_hash_concurrency: usize,
+    /// TLS certificate and key; `None` serves plain HTTP (behind a TLS proxy, or local).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Per-client-IP request rate limits (token bucket).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitSettings {
+    pub requests_per_second: u32,
+    pub burst: u32,
+    /// Sign-in attempts per minute per IP, successful or not.
+    pub login_per_minute: u32,
+}
+
+/// Lock-out after repeated failed sign-ins.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginThrottleSettings {
+    pub max_failures_per_account: u32,
+    pub max_failures_per_ip: u32,
+    pub window_secs: i64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            trusted_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            session: SessionPolicy::default(),
+            max_body_bytes: 1024 * 1024,
+            rate_limit: RateLimitSettings::default(),
+            login_throttle: LoginThrottleSettings::default(),
+            password_hash_concurrency: 4,
+            tls: None,
+        }
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 50,
+            burst: 100,
+            login_per_minute: 20,
+        }
+    }
+}
+
+impl Default for LoginThrottleSettings {
+    fn default() -> Self {
+        // OWASP Authentication Cheat Sheet: lock out after a small number of
+        // failures, for a limited time, per account; a larger budget per IP.
+        Self {
+            max_failures_per_account: 5,
+            max_failures_per_ip: 50,
+            window_secs: 15 * 60,
+        }
+    }
+}

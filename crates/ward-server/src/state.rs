@@ -1,0 +1,131 @@
+//! The application state every handler sees: store, keys, password hashing with its
+//! concurrency bound, clock, randomness, throttles and rate limiters.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+use ward_core::throttle::{FailureThrottle, ThrottlePolicy};
+use ward_core::Timestamp;
+use ward_crypto::{ApiTokenHasher, PasswordHashing, SecureRandom, SessionSealer};
+use ward_store::Store;
+
+use crate::{Clock, ServerSettings};
+
+/// Keys derived from the master secret that the HTTP layer needs.
+pub struct Keys {
+    pub sessions: SessionSealer,
+    pub api_tokens: ApiTokenHasher,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared state behind `AppState`.
+pub struct Inner {
+    pub(crate) store: Store,
+    pub(crate) settings: ServerSettings,
+    pub(crate) keys: Keys,
+    pub(crate) hashing: PasswordHashing,
+    /// Bounds concurrent Argon2 work, so memory stays at concurrency × m_cost
+    /// however many sign-ins arrive at once.
+    pub(crate) hash_permits: Semaphore,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: Arc<dyn SecureRandom>,
+    pub(crate) account_failures: Mutex<FailureThrottle>,
+    pub(crate) ip_failures: Mutex<FailureThrottle>,
+    pub(crate) request_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    pub(crate) login_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Most distinct keys each failure throttle remembers (bounded memory under attack).
+const THROTTLE_MAX_KEYS: usize = 100_000;
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        settings: ServerSettings,
+        keys: Keys,
+        hashing: PasswordHashing,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn SecureRandom>,
+    ) -> Self {
+        let lt = settings.login_throttle;
+        let rl = settings.rate_limit;
+        let request_limiter = NonZeroU32::new(rl.requests_per_second).map(|rps| {
+            let burst = NonZeroU32::new(rl.burst).unwrap_or(rps);
+            RateLimiter::dashmap(Quota::per_second(rps).allow_burst(burst))
+        });
+        let login_limiter = NonZeroU32::new(rl.login_per_minute)
+            .map(|per_min| RateLimiter::dashmap(Quota::per_minute(per_min)));
+        Self(Arc::new(Inner {
+            store,
+            hash_permits: Semaphore::new(settings.password_hash_concurrency.max(1)),
+            account_failures: Mutex::new(FailureThrottle::new(ThrottlePolicy {
+                max_failures: lt.max_failures_per_account,
+                window_secs: lt.window_secs,
+                max_keys: THROTTLE_MAX_KEYS,
+            })),
+            ip_failures: Mutex::new(FailureThrottle::new(ThrottlePolicy {
+                max_failures: lt.max_failures_per_ip,
+                window_secs: lt.window_secs,
+                max_keys: THROTTLE_MAX_KEYS,
+            })),
+            settings,
+            keys,
+            hashing,
+            clock,
+            rng,
+            request_limiter,
+            login_limiter,
+        }))
+    }
+
+    pub fn settings(&self) -> &ServerSettings {
+        &self.0.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// 16 random bytes for a new id.
+    pub(crate) fn random_id_bytes(&self) -> Result<[u8; 16], crate::ApiError> {
+        let mut b = [0u8; 16];
+        self.rng.fill(&mut b).map_err(|_| crate::ApiError::internal())?;
+        Ok(b)
+    }
+
+    /// Drops rate-limiter entries that have fully recovered (bounded memory).
+    pub fn housekeeping(&self) {
+        if let Some(l) = &self.request_limiter {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.login_limiter {
+            l.retain_recent();
+        }
+    }
+
+    pub(crate) fn cookie_name(&self) -> &'static str {
+        // `__Host-` (RFC 6265bis §4.1.3.2) forces Secure, Path=/ and no Domain, but
+        // browsers only accept it over HTTPS.
+        if self.settings.tls.is_some() {
+            "__Host-ward_session"
+        } else {
+            "ward_session"
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Wire types: what the API accepts and returns. Domain types stay free of HTTP and
+//! OpenAPI concerns; these are converted from them at the edge.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use ward_core::audit::StoredAuditEvent;
+use ward_core::session::Session;
+use ward_core::token::ApiToken;
+use ward_core::user::User;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub display_name: String,
+    /// `admin`, `user` or `viewer`.
+    pub role: String,
+    pub disabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.to_string(),
+            tenant_id: u.tenant_id.to_string(),
+            email: u.email.as_str().to_owned(),
+            display_name: u.display_name.clone(),
+            role: u.role.as_str().to_owned(),
+            disabled: u.disabled,
+            created_at: u.created_at.to_rfc3339(),
+            updated_at: u.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub user: UserView,
+    pub session_id: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    pub user: UserView,
+    /// `session` or `token`.
+    pub authenticated_by: String,
+    pub session_id: Option<String>,
+    pub token_id: Option<String>,
+    /// The role this request acts with (a token's scope may be lower than the user's role).
+    pub effective_role: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub email: String,
+    pub display_name: Option<String>,
+    /// `admin`, `user` or `viewer`.
+    pub role: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub display_name: Option<String>,
+    pub role: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub auth_method: String,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+impl SessionView {
+    pub fn new(s: &Session, current: bool) -> Self {
+        Self {
+            id: s.id.to_string(),
+            created_at: s.created_at.to_rfc3339(),
+            last_seen_at: s.last_seen_at.to_rfc3339(),
+            expires_at: s.expires_at.to_rfc3339(),
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            auth_method: s.auth_method.clone(),
+            current,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokedCount {
+    pub revoked: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    /// `admin`, `user` or `viewer`; never above the creator's role. Defaults to it.
+    pub scope: Option<String>,
+    /// 1 to 366; default 90.
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl From<&ApiToken> for TokenView {
+    fn from(t: &ApiToken) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            scope: t.scope.as_str().to_owned(),
+            created_at: t.created_at.to_rfc3339(),
+            expires_at: t.expires_at.to_rfc3339(),
+            last_used_at: t.last_used_at.map(|t| t.to_rfc3339()),
+            revoked_at: t.revoked_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    pub token: TokenView,
+    /// The secret. Shown once, here; only a keyed digest is stored.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Exact action name, e.g. `auth.login_failed`.
+    pub action: Option<String>,
+    /// Actor id (a user id or token id).
+    pub actor: Option<String>,
+    /// RFC 3339; events at or after.
+    pub since: Option<String>,
+    /// RFC 3339; events before.
+    pub until: Option<String>,
+    /// Cursor from `next_before` of the previous page.
+    pub before: Option<i64>,
+    /// 1 to 500; default 100.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub seq: i64,
+    pub id: String,
+    pub occurred_at: String,
+    pub tenant_id: Option<String>,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_label: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: String,
+    pub action: String,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<StoredAuditEvent> for AuditEventView {
+    fn from(e: StoredAuditEvent) -> Self {
+        Self {
+            seq: e.seq,
+            id: e.id.to_string(),
+            occurred_at: e.occurred_at.to_rfc3339(),
+            tenant_id: e.tenant_id.map(|t| t.to_string()),
+            actor_kind: e.actor.kind.as_str().to_owned(),
+            actor_id: e.actor.id,
+            actor_label: e.actor.label,
+            ip: e.context.ip,
+            user_agent: e.context.user_agent,
+            request_id: e.context.request_id,
+            action: e.action,
+            target_kind: e.target_kind,
+            target_id: e.target_id,
+            outcome: e.outcome,
+            details: e.details,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<AuditEventView>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
