@@ -96,6 +96,15 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::UnsupportedUrl)?;
+        // One direct attempt first: a pool only reports "timed out" however it failed,
+        // and an operator needs to know whether the server refused or is unreachable.
+        match tokio::time::timeout(settings.connect_timeout, sqlx::AnyConnection::connect_with(&options)).await.ok() {
+            Some(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Some(Err(e)) => return Err(StoreError::Unavailable(describe_connect_error(&e))),
+            None => return Err(StoreError::Unavailable("timed out connecting to the database".to_owned())),
+        }
         let mut pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time is SQLite's model; a few readers help WAL.

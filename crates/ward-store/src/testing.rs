@@ -1,5 +1,5 @@
 //! Test support: a fresh, empty database per test on either backend. PostgreSQL
-//! databases are created on the server at `WARD_TEST_POSTGRES_URL` (default
+//! databases are created on the server at `TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped when the guard drops.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The PostgreSQL server tests use.
 pub fn postgres_admin_url() -> String {
-    std::env::var("WARD_TEST_POSTGRES_URL")
+    std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
@@ -46,7 +46,7 @@ impl TestDatabase {
                 let admin = postgres_admin_url();
                 let name = format!("ward_test_{unique}");
                 let mut conn = AnyConnection::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL is required for tests at {admin} (set WARD_TEST_POSTGRES_URL): {e}")
+                    panic!("PostgreSQL is required for tests at {admin} (set TEST_POSTGRES_URL): {e}")
                 });
                 sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                     .execute(&mut conn)

@@ -1,0 +1,106 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "ward", version, about = "Ward: a self-hosted control plane for security operations")]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./ward.toml if it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default: SQLite in the data directory.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Data directory. Default: ./ward-data
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on. Default: 127.0.0.1:8080
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Companies (tenants). Instance operator only.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Users. Instance operator only.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the effective settings (secrets redacted).
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a company.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Short handle for --tenant; derived from the name if omitted.
+        #[arg(long)]
+        slug: Option<String>,
+    },
+    /// List companies.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create(CreateUser),
+    /// List a company's users.
+    List {
+        /// Company slug or id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Set a new password (read from standard input); revokes the user's sessions.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable a user; revokes their sessions.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUser {
+    /// Company slug or id.
+    #[arg(long)]
+    pub tenant: String,
+    #[arg(long)]
+    pub email: String,
+    /// admin, user or viewer.
+    #[arg(long)]
+    pub role: String,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Read the password from standard input (required: passwords never go in arguments).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+}

@@ -1,0 +1,277 @@
+//! The commands: serve, migrate, config check, and the operator's tenant and user
+//! management (which write their audit events like any other change).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use ward_core::audit::actions;
+use ward_core::password_policy::check_new_password;
+use ward_core::tenant::{Tenant, check_slug, check_tenant_name, slug_from_name};
+use ward_core::user::{User, UserChange, check_display_name};
+use ward_core::{Actor, AuditEvent, Email, Role, TenantId, UserId};
+use ward_crypto::{OsRandom, PasswordHashing, SecureRandom};
+use ward_server::{AppState, SystemClock};
+use ward_store::{Conflict, StoreError, UpdateOutcome};
+use zeroize::Zeroizing;
+
+use crate::bootstrap::{self, Installation, cli_context, new_event_id};
+use crate::cli::{Cli, Command, ConfigCommand, CreateUser, TenantCommand, UserCommand};
+use crate::config::{Overrides, Settings};
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        listen,
+        log_format: cli.log_format.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    let settings = Settings::load(cli.config.as_deref(), &overrides)?;
+    init_logging(&settings);
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => {
+            println!("{}", settings.redacted_json()?);
+            println!("configuration is valid");
+            Ok(())
+        }
+        Command::Serve { .. } => serve(&settings).await,
+        Command::Migrate => {
+            let inst = bootstrap::open(&settings).await?;
+            let version = inst.store.schema_version().await?.unwrap_or(0);
+            println!("database is at schema version {version}");
+            Ok(())
+        }
+        Command::Tenant(cmd) => {
+            let inst = bootstrap::open(&settings).await?;
+            tenant(&inst, cmd).await
+        }
+        Command::User(cmd) => {
+            let inst = bootstrap::open(&settings).await?;
+            user(&settings, &inst, cmd).await
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if settings.log_format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}
+
+async fn serve(settings: &Settings) -> Result<()> {
+    let addr = settings.listen_addr()?;
+    let inst = bootstrap::open(settings).await?;
+    let rng: Arc<dyn SecureRandom> = Arc::new(OsRandom);
+    let hashing = PasswordHashing::new(settings.password_params()?, rng.as_ref())
+        .map_err(|e| anyhow!("password hashing: {e}"))?;
+    let server_settings = settings.server_settings()?;
+    let tls = server_settings.tls.is_some();
+    let state = AppState::new(
+        inst.store.clone(),
+        server_settings,
+        inst.keys(),
+        hashing,
+        Arc::new(SystemClock),
+        rng,
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        address = %format!("{}://{local}", if tls { "https" } else { "http" }),
+        database = inst.store.backend().as_str(),
+        "Ward is listening"
+    );
+    ward_server::serve(state, listener, shutdown_signal()).await?;
+    inst.store.close().await;
+    tracing::info!("Ward stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn operator() -> Actor {
+    Actor::system("cli")
+}
+
+fn random16() -> Result<[u8; 16]> {
+    OsRandom.bytes().map_err(|_| anyhow!("the OS random number generator failed"))
+}
+
+fn event(tenant: Option<&TenantId>, action: &'static str) -> Result<AuditEvent> {
+    Ok(AuditEvent::new(new_event_id()?, bootstrap::now(), tenant.cloned(), operator(), cli_context()?, action))
+}
+
+async fn tenant(inst: &Installation, cmd: TenantCommand) -> Result<()> {
+    match cmd {
+        TenantCommand::Create { name, slug } => {
+            let name = check_tenant_name(&name)?;
+            let slug = check_slug(&slug.unwrap_or_else(|| slug_from_name(&name)))?;
+            let t = Tenant { id: TenantId::from_random(random16()?), name, slug, created_at: bootstrap::now() };
+            let e = event(Some(&t.id), actions::TENANT_CREATED)?
+                .target("tenant", t.id.to_string())
+                .details(json!({ "name": t.name, "slug": t.slug }));
+            match inst.store.create_tenant(&t, &e).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(Conflict::SlugTaken)) => bail!("a company with slug {:?} already exists", t.slug),
+                Err(e) => return Err(e.into()),
+            }
+            println!("created company {} ({}) id {}", t.slug, t.name, t.id);
+            Ok(())
+        }
+        TenantCommand::List => {
+            for t in inst.store.list_tenants().await? {
+                println!("{}\t{}\t{}", t.id, t.slug, t.name);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_password_stdin() -> Result<Zeroizing<String>> {
+    let mut buf = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut buf)
+        .context("cannot read the password from standard input")?;
+    let trimmed = buf.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&buf);
+    if trimmed.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(Zeroizing::new(trimmed.to_owned()))
+}
+
+async fn hash(settings: &Settings, password: Zeroizing<String>) -> Result<String> {
+    let params = settings.password_params()?;
+    tokio::task::spawn_blocking(move || {
+        let h = PasswordHashing::new(params, &OsRandom).map_err(|e| anyhow!("password hashing: {e}"))?;
+        h.hash(&password, &OsRandom)
+            .map(|p| p.as_str().to_owned())
+            .map_err(|e| anyhow!("password hashing: {e}"))
+    })
+    .await?
+}
+
+async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Result<()> {
+    match cmd {
+        UserCommand::Create(CreateUser { tenant, email, role, display_name, password_stdin: _ }) => {
+            let t = inst
+                .store
+                .find_tenant(&tenant)
+                .await?
+                .ok_or_else(|| anyhow!("no company with slug or id {tenant:?}"))?;
+            let email = Email::parse(&email)?;
+            let role = Role::parse(&role)?;
+            let display_name = match display_name {
+                Some(n) => check_display_name(&n)?,
+                None => email.as_str().split('@').next().unwrap_or_default().to_owned(),
+            };
+            let password = read_password_stdin()?;
+            check_new_password(&password, email.as_str())?;
+            let phc = hash(settings, password).await?;
+            let now = bootstrap::now();
+            let u = User {
+                id: UserId::from_random(random16()?),
+                tenant_id: t.id.clone(),
+                email,
+                display_name,
+                role,
+                disabled: false,
+                created_at: now,
+                updated_at: now,
+            };
+            let e = event(Some(&t.id), actions::USER_CREATED)?
+                .target("user", u.id.to_string())
+                .details(json!({ "email": u.email.as_str(), "role": role.as_str() }));
+            match inst.store.create_user(&u, Some(&phc), &e).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(Conflict::EmailTaken)) => bail!("a user with email {} already exists", u.email.as_str()),
+                Err(e) => return Err(e.into()),
+            }
+            println!("created user {} ({}) in {} id {}", u.email.as_str(), role.as_str(), t.slug, u.id);
+            Ok(())
+        }
+        UserCommand::List { tenant } => {
+            let t = inst
+                .store
+                .find_tenant(&tenant)
+                .await?
+                .ok_or_else(|| anyhow!("no company with slug or id {tenant:?}"))?;
+            for u in inst.store.list_users(&t.id).await? {
+                let status = if u.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{}\t{}", u.id, u.email.as_str(), u.role.as_str(), status);
+            }
+            Ok(())
+        }
+        UserCommand::ResetPassword { email, password_stdin: _ } => {
+            let email = Email::parse(&email)?;
+            let creds = inst
+                .store
+                .find_user_by_email(&email)
+                .await?
+                .ok_or_else(|| anyhow!("no user with email {}", email.as_str()))?;
+            let password = read_password_stdin()?;
+            check_new_password(&password, email.as_str())?;
+            let phc = hash(settings, password).await?;
+            let e = event(Some(&creds.user.tenant_id), actions::USER_PASSWORD_RESET)?
+                .target("user", creds.user.id.to_string())
+                .details(json!({ "by": "operator", "sessions_revoked": true }));
+            inst.store.set_password(&creds.user.id, &phc, bootstrap::now(), &e).await?;
+            println!("password reset for {}; their sessions are revoked", email.as_str());
+            Ok(())
+        }
+        UserCommand::Disable { email } => {
+            let email = Email::parse(&email)?;
+            let creds = inst
+                .store
+                .find_user_by_email(&email)
+                .await?
+                .ok_or_else(|| anyhow!("no user with email {}", email.as_str()))?;
+            let u = creds.user;
+            let e = event(Some(&u.tenant_id), actions::USER_DISABLED)?
+                .target("user", u.id.to_string())
+                .details(json!({ "disabled": true }));
+            let change = UserChange { disabled: Some(true), ..Default::default() };
+            match inst.store.update_user(&u.tenant_id, &u.id, &change, bootstrap::now(), &e).await? {
+                UpdateOutcome::Updated { sessions_revoked, .. } => {
+                    println!("disabled {}; revoked {sessions_revoked} session(s)", email.as_str());
+                    Ok(())
+                }
+                UpdateOutcome::NotFound => bail!("no user with email {}", email.as_str()),
+                UpdateOutcome::LastAdmin => {
+                    bail!("refusing to disable the company's last enabled Admin; create another Admin first")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Configuration: one typed `Settings`, loaded from defaults, then a TOML file
+//! (`--config`, or `ward.toml` if present), then `WARD_*` environment variables
+//! (`__` separates sections: `WARD_SESSION__IDLE_TIMEOUT_MINUTES`), then command-line
+//! flags. Unknown keys and invalid values are errors that name the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize, Serializer};
+use ward_core::session::SessionPolicy;
+use ward_crypto::{MasterSecret, PasswordHashParams};
+use ward_server::{LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles};
+
+/// A configuration value that is a secret: `Debug` and serialisation redact it.
+#[derive(Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the SQLite database and a generated master key live.
+    pub data_dir: PathBuf,
+    pub listen: String,
+    /// `sqlite://PATH` or `postgres://...`; default `sqlite://<data_dir>/ward.db`.
+    pub database_url: Option<SecretString>,
+    /// Base64 of at least 32 random bytes.
+    pub master_secret: Option<SecretString>,
+    /// A file holding the base64 master secret.
+    pub master_secret_file: Option<PathBuf>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter, e.g. `info` or `ward=debug,info`.
+    pub log_level: String,
+    pub trusted_origins: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+    pub max_body_bytes: usize,
+    pub database_max_connections: u32,
+    pub session: SessionSection,
+    pub tls: TlsSection,
+    pub rate_limit: RateLimitSection,
+    pub login_throttle: LoginThrottleSection,
+    pub password_hashing: PasswordHashingSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    pub idle_timeout_minutes: i64,
+    pub absolute_timeout_hours: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSection {
+    /// 0 turns the general limit off.
+    pub requests_per_second: u32,
+    pub burst: u32,
+    /// 0 turns the sign-in attempt limit off.
+    pub login_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginThrottleSection {
+    pub max_failures_per_account: u32,
+    pub max_failures_per_ip: u32,
+    pub window_minutes: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordHashingSection {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// How many hashes may run at once; memory use peaks at concurrency × memory_kib.
+    pub concurrency: usize,
+    /// Accept parameters below the OWASP minimum. Tests and benchmarks only.
+    pub danger_allow_weak: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("ward-data"),
+            listen: "127.0.0.1:8080".to_owned(),
+            database_url: None,
+            master_secret: None,
+            master_secret_file: None,
+            log_format: "text".to_owned(),
+            log_level: "info".to_owned(),
+            trusted_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            database_max_connections: 16,
+            session: SessionSection::default(),
+            tls: TlsSection::default(),
+            rate_limit: RateLimitSection::default(),
+            login_throttle: LoginThrottleSection::default(),
+            password_hashing: PasswordHashingSection::default(),
+        }
+    }
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        let p = SessionPolicy::default();
+        Self {
+            idle_timeout_minutes: p.idle_timeout_secs / 60,
+            absolute_timeout_hours: p.absolute_timeout_secs / 3600,
+        }
+    }
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        let r = RateLimitSettings::default();
+        Self { requests_per_second: r.requests_per_second, burst: r.burst, login_per_minute: r.login_per_minute }
+    }
+}
+
+impl Default for LoginThrottleSection {
+    fn default() -> Self {
+        let l = LoginThrottleSettings::default();
+        Self {
+            max_failures_per_account: l.max_failures_per_account,
+            max_failures_per_ip: l.max_failures_per_ip,
+            window_minutes: l.window_secs / 60,
+        }
+    }
+}
+
+impl Default for PasswordHashingSection {
+    fn default() -> Self {
+        let p = PasswordHashParams::RECOMMENDED;
+        Self {
+            memory_kib: p.memory_kib,
+            iterations: p.iterations,
+            parallelism: p.parallelism,
+            // 4 × 64 MiB = 256 MiB at most in hashing, on any login storm.
+            concurrency: 4,
+            danger_allow_weak: false,
+        }
+    }
+}
+
+/// Command-line overrides, applied last.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads and validates. `config` is an explicit file (must exist); without one,
+    /// `ward.toml` in the working directory is read if present.
+    pub fn load(config: Option<&Path>, overrides: &Overrides) -> Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match config {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                fig = fig.merge(Toml::file_exact(path));
+            }
+            None if Path::new("ward.toml").is_file() => fig = fig.merge(Toml::file_exact("ward.toml")),
+            None => {}
+        }
+        fig = fig
+            .merge(Env::prefixed("WARD_").split("__"))
+            .merge(Serialized::defaults(overrides));
+        let settings: Settings = fig.extract().map_err(|e| anyhow!(describe_figment_error(&e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.listen_addr()?;
+        match self.log_format.as_str() {
+            "text" | "json" => {}
+            _ => bail!("log_format: must be \"text\" or \"json\""),
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| anyhow!("log_level: not a valid filter: {e}"))?;
+        self.proxies()?;
+        for o in &self.trusted_origins {
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && o.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains('/'));
+            if !ok {
+                bail!("trusted_origins: {o:?} must be scheme://host[:port] with no path");
+            }
+        }
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                bail!("database_url: must start with sqlite:// or postgres://");
+            }
+        }
+        if self.master_secret.is_some() && self.master_secret_file.is_some() {
+            bail!("master_secret and master_secret_file: set one, not both");
+        }
+        if let Some(s) = &self.master_secret {
+            MasterSecret::from_base64(s.expose())
+                .map_err(|_| anyhow!("master_secret: must be base64 of at least 32 bytes"))?;
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            bail!("max_body_bytes: must be between 1024 and 67108864");
+        }
+        if !(1..=1000).contains(&self.database_max_connections) {
+            bail!("database_max_connections: must be between 1 and 1000");
+        }
+        let s = &self.session;
+        if s.idle_timeout_minutes < 1 {
+            bail!("session.idle_timeout_minutes: must be at least 1");
+        }
+        if s.absolute_timeout_hours < 1 || s.absolute_timeout_hours > 24 * 30 {
+            bail!("session.absolute_timeout_hours: must be between 1 and 720");
+        }
+        if s.idle_timeout_minutes > s.absolute_timeout_hours * 60 {
+            bail!("session.idle_timeout_minutes: must not exceed the absolute timeout");
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (None, None) => {}
+            (Some(c), Some(k)) => {
+                for (name, p) in [("tls.cert", c), ("tls.key", k)] {
+                    if !p.is_file() {
+                        bail!("{name}: {} is not a readable file", p.display());
+                    }
+                }
+            }
+            _ => bail!("tls.cert and tls.key: set both or neither"),
+        }
+        let l = &self.login_throttle;
+        if l.max_failures_per_account == 0 || l.max_failures_per_ip == 0 || l.window_minutes < 1 {
+            bail!("login_throttle: failures must be at least 1 and window_minutes at least 1");
+        }
+        let ph = &self.password_hashing;
+        self.password_params()?;
+        if !(1..=64).contains(&ph.concurrency) {
+            bail!("password_hashing.concurrency: must be between 1 and 64");
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        self.listen
+            .parse()
+            .map_err(|_| anyhow!("listen: {:?} is not an address like 127.0.0.1:8080", self.listen))
+    }
+
+    pub fn proxies(&self) -> Result<Vec<IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| anyhow!("trusted_proxies: {p:?} is not an IP address or CIDR"))
+            })
+            .collect()
+    }
+
+    pub fn password_params(&self) -> Result<PasswordHashParams> {
+        let ph = &self.password_hashing;
+        let p = PasswordHashParams { memory_kib: ph.memory_kib, iterations: ph.iterations, parallelism: ph.parallelism };
+        if !(1..=16).contains(&ph.parallelism) {
+            bail!("password_hashing.parallelism: must be between 1 and 16");
+        }
+        if ph.memory_kib < 8 * ph.parallelism || ph.memory_kib > 4 * 1024 * 1024 {
+            bail!("password_hashing.memory_kib: must be between 8 × parallelism and 4194304");
+        }
+        if ph.iterations < 1 || ph.iterations > 100 {
+            bail!("password_hashing.iterations: must be between 1 and 100");
+        }
+        if !p.meets_owasp_minimum() && !ph.danger_allow_weak {
+            bail!(
+                "password_hashing: below the OWASP minimum (memory_kib >= 19456, iterations >= 2); \
+                 set password_hashing.danger_allow_weak = true only for tests"
+            );
+        }
+        Ok(p)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.expose().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("ward.db").display()),
+        }
+    }
+
+    pub fn server_settings(&self) -> Result<ServerSettings> {
+        Ok(ServerSettings {
+            trusted_origins: self.trusted_origins.clone(),
+            trusted_proxies: self.proxies()?,
+            session: SessionPolicy {
+                idle_timeout_secs: self.session.idle_timeout_minutes * 60,
+                absolute_timeout_secs: self.session.absolute_timeout_hours * 3600,
+            },
+            max_body_bytes: self.max_body_bytes,
+            rate_limit: RateLimitSettings {
+                requests_per_second: self.rate_limit.requests_per_second,
+                burst: self.rate_limit.burst,
+                login_per_minute: self.rate_limit.login_per_minute,
+            },
+            login_throttle: LoginThrottleSettings {
+                max_failures_per_account: self.login_throttle.max_failures_per_account,
+                max_failures_per_ip: self.login_throttle.max_failures_per_ip,
+                window_secs: self.login_throttle.window_minutes * 60,
+            },
+            password_hash_concurrency: self.password_hashing.concurrency,
+            tls: match (&self.tls.cert, &self.tls.key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+                _ => None,
+            },
+        })
+    }
+
+    /// The effective settings as JSON with secrets redacted, for `ward config check`.
+    pub fn redacted_json(&self) -> Result<String> {
+        let mut v = serde_json::to_value(self).context("serialising settings")?;
+        // A PostgreSQL URL may carry a password: show it without.
+        if let Some(url) = &self.database_url {
+            v["database_url"] = serde_json::Value::String(redact_url(url.expose()));
+        }
+        Ok(serde_json::to_string_pretty(&v)?)
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// One line naming the key and the source.
+fn describe_figment_error(e: &figment::Error) -> String {
+    let mut out = String::from("configuration: ");
+    if !e.path.is_empty() {
+        out.push_str(&e.path.join("."));
+        out.push_str(": ");
+    }
+    out.push_str(&e.kind.to_string());
+    if let Some(md) = &e.metadata {
+        out.push_str(&format!(" (from {})", md.name));
+        if let Some(src) = &md.source {
+            out.push_str(&format!(" {src}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_url_passwords() {
+        assert_eq!(redact_url("postgres://ward:s3cret@db:5432/ward"), "postgres://ward:[redacted]@db:5432/ward");
+        assert_eq!(redact_url("postgres://db/ward"), "postgres://db/ward");
+        assert_eq!(redact_url("sqlite://ward-data/ward.db"), "sqlite://ward-data/ward.db");
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().expect("defaults validate");
+    }
+}
