@@ -98,7 +98,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::UnsupportedUrl)?;
         // One direct attempt first: a pool only reports "timed out" however it failed,
         // and an operator needs to know whether the server refused or is unreachable.
-        match tokio::time::timeout(settings.connect_timeout, sqlx::AnyConnection::connect_with(&options)).await.ok() {
+        match tokio::time::timeout(settings.connect_timeout, <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)).await.ok() {
             Some(Ok(conn)) => {
                 let _ = sqlx::Connection::close(conn).await;
             }
