@@ -59,6 +59,8 @@ impl AppState {
         clock: Arc<dyn Clock>,
         rng: Arc<dyn SecureRandom>,
     ) -> Self {
+        // Install the metrics recorder before the first request is counted.
+        let _ = crate::metrics::handle();
         let lt = settings.login_throttle;
         let rl = settings.rate_limit;
         let request_limiter = NonZeroU32::new(rl.requests_per_second).map(|rps| {

@@ -1,0 +1,261 @@
+//! `spawn_app`: the real app on 127.0.0.1:0 over a fresh database, a controllable
+//! clock, and helpers to make companies, users and signed-in clients.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use ward_core::audit::actions;
+use ward_core::tenant::Tenant;
+use ward_core::user::User;
+use ward_core::{Actor, AuditEvent, Email, EventId, RequestContext, Role, TenantId, Timestamp, UserId};
+use ward_crypto::{
+    ApiTokenHasher, InstallationSalt, MasterSecret, OsRandom, PasswordHashParams, PasswordHashing, Purpose,
+    SecureRandom, SessionSealer,
+};
+use ward_server::{AppState, Clock, Keys, ServerSettings};
+use ward_store::testing::TestDatabase;
+use ward_store::{AuditFilter, Backend, ConnectSettings, Store};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A clock tests move by hand.
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Logs from every app in this test process, for the "no secret logged" test.
+pub fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct LogWriter;
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut l) = captured_logs().lock() {
+            l.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,hyper=info,h2=info"))
+            .with_writer(|| LogWriter)
+            .json()
+            .try_init();
+    });
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub clock: Arc<TestClock>,
+    pub http: reqwest::Client,
+    pub master: MasterSecret,
+    pub salt: InstallationSalt,
+    _db: TestDatabase,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// Settings for tests: limits high enough for the suite, weak hashing.
+pub fn test_settings() -> ServerSettings {
+    let mut s = ServerSettings::default();
+    s.rate_limit.requests_per_second = 10_000;
+    s.rate_limit.burst = 10_000;
+    s.rate_limit.login_per_minute = 10_000;
+    s
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerSettings)) -> TestApp {
+    let db = TestDatabase::new(backend).await;
+    let store = Store::connect(&db.url, ConnectSettings::default()).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let master = MasterSecret::generate(&OsRandom).expect("secret");
+    let salt = InstallationSalt::generate(&OsRandom).expect("salt");
+    spawn_on(db, store, master, salt, tweak).await
+}
+
+async fn spawn_on(
+    db: TestDatabase,
+    store: Store,
+    master: MasterSecret,
+    salt: InstallationSalt,
+    tweak: impl FnOnce(&mut ServerSettings),
+) -> TestApp {
+    init_logs();
+    let mut settings = test_settings();
+    tweak(&mut settings);
+    let keys = Keys {
+        sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
+        api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
+    };
+    let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom).expect("hashing");
+    let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000_000)));
+    let state = AppState::new(store.clone(), settings, keys, hashing, clock.clone(), Arc::new(OsRandom));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = ward_server::serve(state, listener, std::future::pending()).await;
+    });
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp { addr, store, clock, http, master, salt, _db: db, _server: server }
+}
+
+/// A caller: anonymous, a session cookie, or a bearer token.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Cookie(String),
+    Bearer(String),
+}
+
+pub struct Member {
+    pub id: String,
+    pub auth: Auth,
+}
+
+pub fn random16() -> [u8; 16] {
+    OsRandom.bytes().expect("random")
+}
+
+fn event(tenant: Option<&TenantId>, action: &'static str) -> AuditEvent {
+    AuditEvent::new(
+        EventId::from_random(random16()),
+        Timestamp::from_millis(1),
+        tenant.cloned(),
+        Actor::system("test"),
+        RequestContext::cli("test".into()),
+        action,
+    )
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn req(&self, method: Method, path: &str, auth: &Auth) -> RequestBuilder {
+        let b = self.http.request(method, self.url(path));
+        match auth {
+            Auth::None => b,
+            Auth::Cookie(c) => b.header("cookie", c),
+            Auth::Bearer(t) => b.header("authorization", format!("Bearer {t}")),
+        }
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> Response {
+        self.req(Method::GET, path, auth).send().await.expect("send")
+    }
+
+    pub async fn send_json(&self, method: Method, path: &str, auth: &Auth, body: Value) -> Response {
+        self.req(method, path, auth).json(&body).send().await.expect("send")
+    }
+
+    pub async fn tenant(&self, slug: &str) -> TenantId {
+        let t = Tenant {
+            id: TenantId::from_random(random16()),
+            name: slug.to_uppercase(),
+            slug: slug.to_owned(),
+            created_at: Timestamp::from_millis(1),
+        };
+        self.store.create_tenant(&t, &event(Some(&t.id), actions::TENANT_CREATED)).await.expect("tenant");
+        t.id
+    }
+
+    /// A user made directly in the store (as the CLI does), not yet signed in.
+    pub async fn user(&self, tenant: &TenantId, email: &str, role: Role) -> String {
+        let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom).expect("h");
+        let phc = hashing.hash(PASSWORD, &OsRandom).expect("hash");
+        let u = User {
+            id: UserId::from_random(random16()),
+            tenant_id: tenant.clone(),
+            email: Email::parse(email).expect("email"),
+            display_name: email.to_owned(),
+            role,
+            disabled: false,
+            created_at: Timestamp::from_millis(1),
+            updated_at: Timestamp::from_millis(1),
+        };
+        self.store.create_user(&u, Some(phc.as_str()), &event(Some(tenant), actions::USER_CREATED)).await.expect("user");
+        u.id.to_string()
+    }
+
+    /// Signs in and returns the `Cookie:` header value.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = self
+            .send_json(Method::POST, "/api/v1/auth/login", &Auth::None, json!({"email": email, "password": password}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "login {email}");
+        let set = r.headers().get("set-cookie").expect("set-cookie").to_str().expect("ascii").to_owned();
+        set.split(';').next().expect("cookie pair").to_owned()
+    }
+
+    /// A user of `role` in `tenant`, signed in.
+    pub async fn member(&self, tenant: &TenantId, email: &str, role: Role) -> Member {
+        let id = self.user(tenant, email, role).await;
+        let cookie = self.login(email, PASSWORD).await;
+        Member { id, auth: Auth::Cookie(cookie) }
+    }
+
+    /// Creates an API token from a session and returns its secret.
+    pub async fn token(&self, member: &Member, scope: Option<&str>) -> String {
+        let mut body = json!({"name": "ci"});
+        if let Some(s) = scope {
+            body["scope"] = json!(s);
+        }
+        let r = self.send_json(Method::POST, "/api/v1/tokens", &member.auth, body).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.expect("json");
+        v["secret"].as_str().expect("secret").to_owned()
+    }
+
+    pub async fn audit_actions(&self, tenant: &TenantId) -> Vec<(String, String)> {
+        self.store
+            .list_audit(&AuditFilter { tenant_id: Some(tenant.clone()), limit: 1000, ..Default::default() })
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| (e.action, e.outcome))
+            .collect()
+    }
+
+    pub async fn audit_count(&self) -> usize {
+        self.store.list_audit(&AuditFilter { limit: 100_000, ..Default::default() }).await.expect("audit").len()
+    }
+}
+
+/// Reads a problem+json body and checks its status and code.
+pub async fn expect_problem(r: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(r.status(), status, "status for expected {code}");
+    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_owned());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    let v: Value = r.json().await.expect("problem json");
+    assert_eq!(v["code"], code, "{v}");
+    assert_eq!(v["status"], status.as_u16());
+    v
+}
