@@ -1,0 +1,276 @@
+//! The `ward` binary as an operator uses it: first start, the master secret check,
+//! configuration errors, tenant and user management, and `serve` end to end — on
+//! SQLite and on PostgreSQL.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+use ward_store::Backend;
+use ward_store::testing::{TempDir, TestDatabase};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ward");
+
+struct Env {
+    dir: TempDir,
+    db: Option<TestDatabase>,
+}
+
+impl Env {
+    async fn new(backend: Backend) -> Self {
+        let label = format!("cli-{}-{}", std::process::id(), rand_suffix());
+        let dir = TempDir::new(&label);
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDatabase::new(Backend::Postgres).await),
+        };
+        Self { dir, db }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path.join("data")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear().current_dir(&self.dir.path).arg("--data-dir").arg(self.data_dir());
+        if let Some(db) = &self.db {
+            c.arg("--database-url").arg(&db.url);
+        }
+        c.args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().expect("run ward")
+    }
+
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ward");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "ward failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A failure: non-zero exit and exactly one `error:` line on stderr.
+fn one_line_error(out: &Output) -> String {
+    assert!(!out.status.success(), "expected failure, stdout: {}", String::from_utf8_lossy(&out.stdout));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected, got: {stderr}");
+    errors[0].to_owned()
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name(ward_store::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name(ward_store::Backend::Postgres).await } )*
+        }
+    };
+}
+
+on_both_backends!(first_start_generates_key_and_wrong_secret_touches_nothing, operator_manages_tenants_and_users, serve_end_to_end);
+
+async fn first_start_generates_key_and_wrong_secret_touches_nothing(backend: Backend) {
+    let env = Env::new(backend).await;
+    let out = env.run(&["migrate"]);
+    assert!(ok(&out).contains("schema version 1"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("generated a new master secret"), "warns: {stderr}");
+    let key = env.data_dir().join("master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("master.key").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    ok(&env.run_with_stdin(&["tenant", "create", "--name", "Acme"], ""));
+    let before = ok(&env.run(&["tenant", "list"]));
+
+    // The wrong secret: one clear line, and nothing written.
+    let wrong = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+    let out = env.cmd(&["tenant", "create", "--name", "Other"]).env("WARD_MASTER_SECRET", wrong).output().expect("run");
+    let line = one_line_error(&out);
+    assert!(line.contains("master secret does not match"), "{line}");
+    assert_eq!(ok(&env.run(&["tenant", "list"])), before, "nothing changed");
+
+    // The key file gone while the database remains: refuse, do not make a new one.
+    let saved = std::fs::read(&key).expect("read key");
+    std::fs::remove_file(&key).expect("rm key");
+    let line = one_line_error(&env.run(&["migrate"]));
+    assert!(line.contains("no master secret"), "{line}");
+    assert!(!key.exists(), "no new key generated over an existing installation");
+    std::fs::write(&key, saved).expect("restore");
+    ok(&env.run(&["migrate"]));
+}
+
+async fn operator_manages_tenants_and_users(backend: Backend) {
+    let env = Env::new(backend).await;
+    assert!(ok(&env.run(&["tenant", "create", "--name", "Acme Corp"])).contains("acme-corp"));
+    let line = one_line_error(&env.run(&["tenant", "create", "--name", "Acme Corp"]));
+    assert!(line.contains("already exists"), "{line}");
+    let create = |email: &str, role: &str, pw: &str| {
+        env.run_with_stdin(&["user", "create", "--tenant", "acme-corp", "--email", email, "--role", role, "--password-stdin"], pw)
+    };
+    ok(&create("admin@acme.example", "admin", "correct horse battery staple\n"));
+    assert!(one_line_error(&create("weak@acme.example", "user", "password1234\n")).contains("password"));
+    assert!(one_line_error(&create("admin@acme.example", "user", "another long passphrase\n")).contains("already exists"));
+    assert!(one_line_error(&create("x@acme.example", "root", "another long passphrase\n")).contains("role"));
+    assert!(one_line_error(&create("x@acme.example", "user", "")).contains("no password"));
+    let line = one_line_error(&env.run_with_stdin(
+        &["user", "create", "--tenant", "nope", "--email", "y@acme.example", "--role", "user", "--password-stdin"],
+        "another long passphrase",
+    ));
+    assert!(line.contains("no company"), "{line}");
+    let list = ok(&env.run(&["user", "list", "--tenant", "acme-corp"]));
+    assert!(list.contains("admin@acme.example\tadmin\tactive"), "{list}");
+    ok(&env.run_with_stdin(&["user", "reset-password", "--email", "admin@acme.example", "--password-stdin"], "a different passphrase\n"));
+    let line = one_line_error(&env.run(&["user", "disable", "--email", "admin@acme.example"]));
+    assert!(line.contains("last enabled Admin"), "{line}");
+    ok(&create("second@acme.example", "admin", "second admin passphrase"));
+    assert!(ok(&env.run(&["user", "disable", "--email", "admin@acme.example"])).contains("disabled"));
+}
+
+/// Starts `ward serve` on a free port and returns the child and its base URL.
+fn start_server(env: &Env, extra_env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut cmd = env.cmd(&["serve", "--listen", "127.0.0.1:0"]);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut reader = BufReader::new(stderr);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).expect("read log");
+        assert!(n > 0, "ward serve exited before listening");
+        if let Some(i) = line.find("address=http://") {
+            let addr = line[i + "address=".len()..].split_whitespace().next().expect("addr").to_owned();
+            // Keep draining logs so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return (child, addr);
+        }
+    }
+}
+
+async fn serve_end_to_end(backend: Backend) {
+    let env = Env::new(backend).await;
+    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
+    ok(&env.run_with_stdin(
+        &["user", "create", "--tenant", "acme", "--email", "admin@acme.example", "--role", "admin", "--password-stdin"],
+        "correct horse battery staple",
+    ));
+    let (mut child, base) = start_server(&env, &[]);
+    let http = reqwest::Client::new();
+    let login = |email: &'static str, pw: &'static str| {
+        http.post(format!("{base}/api/v1/auth/login")).json(&json!({"email": email, "password": pw})).send()
+    };
+    let r = login("admin@acme.example", "correct horse battery staple").await.expect("login");
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let r = http
+        .post(format!("{base}/api/v1/users"))
+        .header("cookie", &cookie)
+        .json(&json!({"email": "viewer@acme.example", "role": "viewer", "password": "viewer passphrase 1"}))
+        .send()
+        .await
+        .expect("create viewer");
+    assert_eq!(r.status(), 201);
+    let r = login("viewer@acme.example", "viewer passphrase 1").await.expect("login");
+    let vcookie = r.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let r = http
+        .post(format!("{base}/api/v1/users"))
+        .header("cookie", &vcookie)
+        .json(&json!({"email": "x@acme.example", "role": "viewer", "password": "viewer passphrase 2"}))
+        .send()
+        .await
+        .expect("viewer write");
+    assert_eq!(r.status(), 403);
+    let audit: Value = http
+        .get(format!("{base}/api/v1/audit/events"))
+        .header("cookie", &vcookie)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let actions: Vec<&str> = audit["events"].as_array().expect("events").iter().filter_map(|e| e["action"].as_str()).collect();
+    for a in ["tenant.created", "user.created", "auth.login"] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let dir = TempDir::new(&format!("cfg-{}-{}", std::process::id(), rand_suffix()));
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut c = Command::new(BIN);
+        c.env_clear().current_dir(&dir.path).args(args);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().expect("run")
+    };
+    let cfg = dir.path.join("ward.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:9999\"\n[session]\nidle_timeout_minuts = 5\n").expect("write");
+    let line = one_line_error(&run(&["config", "check"], &[]));
+    assert!(line.contains("idle_timeout_minuts"), "{line}");
+    std::fs::write(&cfg, "listen = \"not an address\"\n").expect("write");
+    assert!(one_line_error(&run(&["config", "check"], &[])).contains("listen"));
+    std::fs::remove_file(&cfg).expect("rm");
+    let line = one_line_error(&run(&["config", "check"], &[("WARD_RATE_LIMIT__BURST", "lots")]));
+    assert!(line.contains("rate_limit.burst"), "{line}");
+    let line = one_line_error(&run(&["config", "check"], &[("WARD_PASSWORD_HASHING__MEMORY_KIB", "1024")]));
+    assert!(line.contains("password_hashing"), "{line}");
+    let line = one_line_error(&run(&["config", "check"], &[("WARD_MASTER_SECRET", "c2hvcnQ=")]));
+    assert!(line.contains("master_secret"), "{line}");
+    let line = one_line_error(&run(&["--config", "missing.toml", "config", "check"], &[]));
+    assert!(line.contains("missing.toml"), "{line}");
+    // Secrets are redacted in the effective settings.
+    let secret = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+    let out = run(
+        &["--database-url", "postgres://ward:pg-password-123@db.internal/ward", "config", "check"],
+        &[("WARD_MASTER_SECRET", secret)],
+    );
+    let text = ok(&out);
+    assert!(!text.contains(secret) && !text.contains("pg-password-123"), "{text}");
+    assert!(text.contains("[redacted]") && text.contains("configuration is valid"));
+}
+
+#[test]
+fn unreachable_postgres_is_one_line() {
+    let dir = TempDir::new(&format!("pgdown-{}-{}", std::process::id(), rand_suffix()));
+    let out = Command::new(BIN)
+        .env_clear()
+        .current_dir(&dir.path)
+        .args(["--database-url", "postgres://ward:hunter2-secret@127.0.0.1:1/ward", "migrate"])
+        .output()
+        .expect("run");
+    let line = one_line_error(&out);
+    assert!(line.contains("cannot reach the database"), "{line}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2-secret"));
+}
+
