@@ -22,7 +22,10 @@ impl Email {
             return Err(InvalidField::new("email", "must be at most 254 characters"));
         }
         let Some((local, domain)) = t.rsplit_once('@') else {
-            return Err(InvalidField::new("email", "must be an address like name@example.com"));
+            return Err(InvalidField::new(
+                "email",
+                "must be an address like name@example.com",
+            ));
         };
         if local.is_empty()
             || domain.is_empty()
@@ -31,9 +34,14 @@ impl Email {
             || domain.starts_with('.')
             || domain.ends_with('.')
             || domain.contains("..")
-            || !domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+            || !domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
         {
-            return Err(InvalidField::new("email", "must be an address like name@example.com"));
+            return Err(InvalidField::new(
+                "email",
+                "must be an address like name@example.com",
+            ));
         }
         Ok(Self(t.to_lowercase()))
     }
@@ -57,7 +65,8 @@ mod tests {
 
     #[test]
     fn check() {
-        let ok = |s: &str, want: &str| assert_eq!(Email::parse(s).map(|e| e.0), Ok(want.to_owned()));
+        let ok =
+            |s: &str, want: &str| assert_eq!(Email::parse(s).map(|e| e.0), Ok(want.to_owned()));
         let bad = |s: &str| assert!(Email::parse(s).is_err(), "{s} should be refused");
         ok("Alice@Example.COM", "alice@example.com");
         ok("  bob@corp.example ", "bob@corp.example");

@@ -48,10 +48,16 @@ pub fn checked_text(field: &'static str, value: &str, max: usize) -> Result<Stri
         return Err(InvalidField::new(field, "must not be empty"));
     }
     if v.chars().count() > max {
-        return Err(InvalidField::new(field, format!("must be at most {max} characters")));
+        return Err(InvalidField::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     if v.chars().any(char::is_control) {
-        return Err(InvalidField::new(field, "must not contain control characters"));
+        return Err(InvalidField::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(v.to_owned())
 }

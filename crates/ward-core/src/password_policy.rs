@@ -28,25 +28,40 @@ fn common_passwords() -> &'static HashSet<&'static str> {
 pub fn check_new_password(password: &str, email: &str) -> Result<(), InvalidField> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
-        return Err(InvalidField::new("password", "must be at least 12 characters"));
+        return Err(InvalidField::new(
+            "password",
+            "must be at least 12 characters",
+        ));
     }
     if chars > MAX_PASSWORD_CHARS {
-        return Err(InvalidField::new("password", "must be at most 128 characters"));
+        return Err(InvalidField::new(
+            "password",
+            "must be at most 128 characters",
+        ));
     }
     let lower = password.to_lowercase();
     let set = common_passwords();
     let base = lower.trim_end_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation());
     let base = base.trim_start_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation());
     if set.contains(lower.as_str()) || (base.chars().count() >= 4 && set.contains(base)) {
-        return Err(InvalidField::new("password", "is too common; choose another"));
+        return Err(InvalidField::new(
+            "password",
+            "is too common; choose another",
+        ));
     }
     let distinct: HashSet<char> = lower.chars().collect();
     if distinct.len() < 5 {
-        return Err(InvalidField::new("password", "has too few different characters"));
+        return Err(InvalidField::new(
+            "password",
+            "has too few different characters",
+        ));
     }
     let local = email.split('@').next().unwrap_or_default().to_lowercase();
     if lower == email.to_lowercase() || (local.chars().count() >= 4 && lower == local) {
-        return Err(InvalidField::new("password", "must not be the email address"));
+        return Err(InvalidField::new(
+            "password",
+            "must not be the email address",
+        ));
     }
     Ok(())
 }

@@ -22,7 +22,10 @@ impl Role {
             "admin" => Ok(Role::Admin),
             "user" => Ok(Role::User),
             "viewer" => Ok(Role::Viewer),
-            _ => Err(InvalidField::new("role", "must be one of admin, user, viewer")),
+            _ => Err(InvalidField::new(
+                "role",
+                "must be one of admin, user, viewer",
+            )),
         }
     }
 
@@ -113,7 +116,9 @@ impl Permission {
             | Permission::ReadWorkObjects => &[Admin, User, Viewer],
             Permission::WriteWorkObjects | Permission::ApproveChanges => &[Admin, User],
             Permission::ReadAuditLog => &[Admin, Viewer],
-            Permission::ManageUsers | Permission::ManageSettings | Permission::ManageKeys => &[Admin],
+            Permission::ManageUsers | Permission::ManageSettings | Permission::ManageKeys => {
+                &[Admin]
+            }
         }
     }
 
@@ -137,13 +142,19 @@ impl Permission {
         match self {
             Permission::ReadOwnAccount => "Read and change one's own account (profile, password)",
             Permission::ManageOwnSessions => "List and revoke one's own sessions",
-            Permission::ManageOwnTokens => "Create, list and revoke one's own API tokens (scope never above one's role)",
+            Permission::ManageOwnTokens => {
+                "Create, list and revoke one's own API tokens (scope never above one's role)"
+            }
             Permission::ReadUsers => "Read the company's user directory",
-            Permission::ManageUsers => "Create users, change roles, disable users, revoke their sessions",
+            Permission::ManageUsers => {
+                "Create users, change roles, disable users, revoke their sessions"
+            }
             Permission::ReadAuditLog => "Read and export the company's audit trail",
             Permission::ReadWorkObjects => "Read rules, cases, alerts and observables",
             Permission::WriteWorkObjects => "Create and edit rules, cases, alerts and observables",
-            Permission::ApproveChanges => "Approve or reject another person's change (separation of duties applies)",
+            Permission::ApproveChanges => {
+                "Approve or reject another person's change (separation of duties applies)"
+            }
             Permission::ManageSettings => "Company settings: SSO providers, MFA policy, retention",
             Permission::ManageKeys => "Encryption keys: rotation and status",
         }
@@ -191,7 +202,10 @@ mod tests {
     #[test]
     fn matrix_shape() {
         for p in Permission::ALL {
-            assert!(Role::Admin.allows(p), "admin holds everything in the company");
+            assert!(
+                Role::Admin.allows(p),
+                "admin holds everything in the company"
+            );
         }
         for p in Permission::ALL {
             let viewer = Role::Viewer.allows(p);
@@ -213,9 +227,15 @@ mod tests {
     fn separation_of_duties() {
         let a = UserId::from_random([1; 16]);
         let b = UserId::from_random([2; 16]);
-        assert_eq!(check_separation_of_duties(&a, Role::Admin, &a), Err(AccessDenied::SeparationOfDuties));
+        assert_eq!(
+            check_separation_of_duties(&a, Role::Admin, &a),
+            Err(AccessDenied::SeparationOfDuties)
+        );
         assert_eq!(check_separation_of_duties(&b, Role::User, &a), Ok(()));
-        assert_eq!(check_separation_of_duties(&b, Role::Viewer, &a), Err(AccessDenied::Role));
+        assert_eq!(
+            check_separation_of_duties(&b, Role::Viewer, &a),
+            Err(AccessDenied::Role)
+        );
     }
 
     #[test]

@@ -99,7 +99,10 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        let p = SessionPolicy { idle_timeout_secs: 600, absolute_timeout_secs: 3600 };
+        let p = SessionPolicy {
+            idle_timeout_secs: 600,
+            absolute_timeout_secs: 3600,
+        };
         let s = session(0, 0);
         let at = |secs: i64| Timestamp::from_millis(secs * 1000);
         assert_eq!(p.state(&s, at(599)), SessionState::Active);

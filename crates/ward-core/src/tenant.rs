@@ -20,7 +20,8 @@ pub fn check_tenant_name(name: &str) -> Result<String, InvalidField> {
 pub fn check_slug(slug: &str) -> Result<String, InvalidField> {
     let s = slug.trim();
     let ok = (2..=63).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
@@ -44,7 +45,12 @@ pub fn slug_from_name(name: &str) -> String {
         }
     }
     let trimmed = out.trim_end_matches('-');
-    trimmed.chars().take(63).collect::<String>().trim_end_matches('-').to_owned()
+    trimmed
+        .chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -54,7 +60,10 @@ mod tests {
     #[test]
     fn slugs() {
         assert_eq!(slug_from_name("Acme Corp."), "acme-corp");
-        assert_eq!(slug_from_name("  Globex  International "), "globex-international");
+        assert_eq!(
+            slug_from_name("  Globex  International "),
+            "globex-international"
+        );
         assert!(check_slug("acme").is_ok());
         assert!(check_slug("Acme").is_err());
         assert!(check_slug("-acme").is_err());

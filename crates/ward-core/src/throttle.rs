@@ -66,11 +66,15 @@ impl FailureThrottle {
 
     fn evict(&mut self, now: Timestamp) {
         let window = self.policy.window_secs;
-        self.entries.retain(|_, e| now.seconds_since(e.window_start) < window);
+        self.entries
+            .retain(|_, e| now.seconds_since(e.window_start) < window);
         if self.entries.len() >= self.policy.max_keys {
             // Still full of live entries: drop the oldest windows first.
-            let mut starts: Vec<(Timestamp, String)> =
-                self.entries.iter().map(|(k, e)| (e.window_start, k.clone())).collect();
+            let mut starts: Vec<(Timestamp, String)> = self
+                .entries
+                .iter()
+                .map(|(k, e)| (e.window_start, k.clone()))
+                .collect();
             starts.sort();
             let excess = self.entries.len() + 1 - self.policy.max_keys;
             for (_, k) in starts.into_iter().take(excess) {
@@ -94,7 +98,11 @@ mod tests {
 
     #[test]
     fn locks_after_max_failures_and_unlocks_after_window() {
-        let mut t = FailureThrottle::new(ThrottlePolicy { max_failures: 3, window_secs: 60, max_keys: 10 });
+        let mut t = FailureThrottle::new(ThrottlePolicy {
+            max_failures: 3,
+            window_secs: 60,
+            max_keys: 10,
+        });
         let at = |s: i64| Timestamp::from_millis(s * 1000);
         for s in 0..3 {
             assert_eq!(t.retry_after("a", at(s)), None);
@@ -111,7 +119,11 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        let mut t = FailureThrottle::new(ThrottlePolicy { max_failures: 3, window_secs: 60, max_keys: 100 });
+        let mut t = FailureThrottle::new(ThrottlePolicy {
+            max_failures: 3,
+            window_secs: 60,
+            max_keys: 100,
+        });
         for i in 0..10_000 {
             t.record_failure(&format!("k{i}"), Timestamp::from_millis(i));
         }

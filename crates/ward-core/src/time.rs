@@ -36,7 +36,9 @@ impl Timestamp {
 
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok().map(Self)
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Self)
     }
 }
 

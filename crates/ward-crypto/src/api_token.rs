@@ -35,12 +35,12 @@ impl ApiTokenSecret {
 
     /// Whether a presented string has the token shape (cheap pre-check, not auth).
     pub fn is_well_formed(presented: &str) -> bool {
-        presented
-            .strip_prefix(TOKEN_PREFIX)
-            .is_some_and(|rest| {
-                rest.len() == ENCODED_LEN
-                    && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            })
+        presented.strip_prefix(TOKEN_PREFIX).is_some_and(|rest| {
+            rest.len() == ENCODED_LEN
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
     }
 }
 
@@ -96,10 +96,12 @@ mod tests {
         assert!(!ApiTokenSecret::is_well_formed("ward_short"));
         assert!(!ApiTokenSecret::is_well_formed("Bearer x"));
         let salt = InstallationSalt::from_bytes(&[1u8; 32]).expect("salt");
-        let k1 = MasterSecret::from_base64(&base64::engine::general_purpose::STANDARD.encode([3u8; 32]))
-            .expect("secret");
-        let k2 = MasterSecret::from_base64(&base64::engine::general_purpose::STANDARD.encode([4u8; 32]))
-            .expect("secret");
+        let k1 =
+            MasterSecret::from_base64(&base64::engine::general_purpose::STANDARD.encode([3u8; 32]))
+                .expect("secret");
+        let k2 =
+            MasterSecret::from_base64(&base64::engine::general_purpose::STANDARD.encode([4u8; 32]))
+                .expect("secret");
         let h1 = ApiTokenHasher::new(&k1.derive(&salt, Purpose::ApiTokens));
         let h2 = ApiTokenHasher::new(&k2.derive(&salt, Purpose::ApiTokens));
         assert_eq!(h1.digest(a.expose()), h1.digest(a.expose()));

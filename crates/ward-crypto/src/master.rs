@@ -204,9 +204,21 @@ mod tests {
     fn key_check_distinguishes_secrets_and_salts() {
         let salt = InstallationSalt::from_bytes(&[7u8; 32]).expect("32 bytes");
         let other_salt = InstallationSalt::from_bytes(&[8u8; 32]).expect("32 bytes");
-        assert!(secret(1).key_check(&salt).matches(&secret(1).key_check(&salt)));
-        assert!(!secret(1).key_check(&salt).matches(&secret(2).key_check(&salt)));
-        assert!(!secret(1).key_check(&salt).matches(&secret(1).key_check(&other_salt)));
+        assert!(
+            secret(1)
+                .key_check(&salt)
+                .matches(&secret(1).key_check(&salt))
+        );
+        assert!(
+            !secret(1)
+                .key_check(&salt)
+                .matches(&secret(2).key_check(&salt))
+        );
+        assert!(
+            !secret(1)
+                .key_check(&salt)
+                .matches(&secret(1).key_check(&other_salt))
+        );
     }
 
     #[test]

@@ -74,7 +74,9 @@ impl std::fmt::Debug for PhcString {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordVerification {
     /// The password matches; `needs_rehash` when the stored hash used other parameters.
-    Valid { needs_rehash: bool },
+    Valid {
+        needs_rehash: bool,
+    },
     Invalid,
 }
 
@@ -109,10 +111,18 @@ impl PasswordHashing {
         self.hash_bytes(password.as_bytes(), rng)
     }
 
-    fn hash_bytes(&self, password: &[u8], rng: &dyn SecureRandom) -> Result<PhcString, CryptoError> {
+    fn hash_bytes(
+        &self,
+        password: &[u8],
+        rng: &dyn SecureRandom,
+    ) -> Result<PhcString, CryptoError> {
         let mut salt = [0u8; 16];
         rng.fill(&mut salt)?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.argon2_params()?);
+        let argon = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            self.params.argon2_params()?,
+        );
         let hash = argon
             .hash_password_with_salt(password, &salt)
             .map_err(|_| CryptoError::PasswordHash)?;
@@ -121,8 +131,13 @@ impl PasswordHashing {
 
     /// Verifies against a stored hash. The hash's own parameters are used to verify;
     /// `needs_rehash` reports whether they differ from the configured ones.
-    pub fn verify(&self, password: &str, stored: &PhcString) -> Result<PasswordVerification, CryptoError> {
-        let parsed = PasswordHash::new(stored.as_str()).map_err(|_| CryptoError::StoredHashFormat)?;
+    pub fn verify(
+        &self,
+        password: &str,
+        stored: &PhcString,
+    ) -> Result<PasswordVerification, CryptoError> {
+        let parsed =
+            PasswordHash::new(stored.as_str()).map_err(|_| CryptoError::StoredHashFormat)?;
         let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
@@ -153,23 +168,35 @@ mod tests {
     fn hash_verify_and_rehash_detection() {
         let weak = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom)
             .expect("params");
-        let phc = weak.hash("correct horse battery staple", &OsRandom).expect("hash");
+        let phc = weak
+            .hash("correct horse battery staple", &OsRandom)
+            .expect("hash");
         assert!(phc.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert_eq!(
-            weak.verify("correct horse battery staple", &phc).expect("verify"),
-            PasswordVerification::Valid { needs_rehash: false }
+            weak.verify("correct horse battery staple", &phc)
+                .expect("verify"),
+            PasswordVerification::Valid {
+                needs_rehash: false
+            }
         );
         assert_eq!(
-            weak.verify("wrong horse battery staple", &phc).expect("verify"),
+            weak.verify("wrong horse battery staple", &phc)
+                .expect("verify"),
             PasswordVerification::Invalid
         );
         let stronger = PasswordHashing::new(
-            PasswordHashParams { memory_kib: 128, iterations: 2, parallelism: 1 },
+            PasswordHashParams {
+                memory_kib: 128,
+                iterations: 2,
+                parallelism: 1,
+            },
             &OsRandom,
         )
         .expect("params");
         assert_eq!(
-            stronger.verify("correct horse battery staple", &phc).expect("verify"),
+            stronger
+                .verify("correct horse battery staple", &phc)
+                .expect("verify"),
             PasswordVerification::Valid { needs_rehash: true }
         );
     }
@@ -178,7 +205,11 @@ mod tests {
     fn recommended_params_encode_as_documented() {
         let h = PasswordHashing::new(PasswordHashParams::RECOMMENDED, &OsRandom).expect("params");
         let phc = h.hash("a long enough password", &OsRandom).expect("hash");
-        assert!(phc.as_str().starts_with("$argon2id$v=19$m=65536,t=3,p=4$"), "{}", phc.as_str());
+        assert!(
+            phc.as_str().starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
+            "{}",
+            phc.as_str()
+        );
         assert!(PasswordHashParams::RECOMMENDED.meets_owasp_minimum());
         assert!(!PasswordHashParams::danger_insecure_for_tests().meets_owasp_minimum());
     }
@@ -187,6 +218,9 @@ mod tests {
     fn garbage_stored_hash_is_an_error_not_a_panic() {
         let h = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom)
             .expect("params");
-        assert!(h.verify("x", &PhcString::from_stored("$argon2id$garbage".into())).is_err());
+        assert!(
+            h.verify("x", &PhcString::from_stored("$argon2id$garbage".into()))
+                .is_err()
+        );
     }
 }

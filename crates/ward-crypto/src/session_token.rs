@@ -3,10 +3,10 @@
 //! in the database, so revocation is immediate; the token only makes the id
 //! unforgeable and unreadable, and binds it to this installation's key.
 
+use pasetors::Local;
 use pasetors::keys::SymmetricKey;
 use pasetors::token::UntrustedToken;
 use pasetors::version4::{LocalToken, V4};
-use pasetors::Local;
 
 use crate::{CryptoError, PurposeKey};
 
@@ -41,8 +41,13 @@ impl SessionSealer {
 
     /// Seals a session id into a `v4.local.` token.
     pub fn seal(&self, session_id: &str) -> Result<String, CryptoError> {
-        LocalToken::encrypt(&self.key, session_id.as_bytes(), None, Some(IMPLICIT_ASSERTION))
-            .map_err(|_| CryptoError::SessionToken)
+        LocalToken::encrypt(
+            &self.key,
+            session_id.as_bytes(),
+            None,
+            Some(IMPLICIT_ASSERTION),
+        )
+        .map_err(|_| CryptoError::SessionToken)
     }
 
     /// Opens a token. Any tampering, a foreign key or a malformed token is one error.

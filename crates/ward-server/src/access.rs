@@ -23,33 +23,123 @@ pub struct RouteAccess {
     pub note: &'static str,
 }
 
-const fn route(method: &'static str, path: &'static str, access: Access, note: &'static str) -> RouteAccess {
-    RouteAccess { method, path, access, note }
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    note: &'static str,
+) -> RouteAccess {
+    RouteAccess {
+        method,
+        path,
+        access,
+        note,
+    }
 }
 
 use Access::{Public, Requires};
 use Permission as P;
 
 pub const ROUTES: &[RouteAccess] = &[
-    route("POST", "/api/v1/auth/login", Public, "rate limited per IP; failures throttled per account and IP"),
-    route("POST", "/api/v1/auth/logout", Requires(P::ReadOwnAccount), "cookie sessions only"),
+    route(
+        "POST",
+        "/api/v1/auth/login",
+        Public,
+        "rate limited per IP; failures throttled per account and IP",
+    ),
+    route(
+        "POST",
+        "/api/v1/auth/logout",
+        Requires(P::ReadOwnAccount),
+        "cookie sessions only",
+    ),
     route("GET", "/api/v1/me", Requires(P::ReadOwnAccount), ""),
-    route("POST", "/api/v1/me/password", Requires(P::ReadOwnAccount), "cookie sessions only; revokes all sessions"),
-    route("GET", "/api/v1/users", Requires(P::ReadUsers), "own company only"),
-    route("POST", "/api/v1/users", Requires(P::ManageUsers), "role never above the caller's"),
-    route("GET", "/api/v1/users/{id}", Requires(P::ReadUsers), "own company only"),
-    route("PATCH", "/api/v1/users/{id}", Requires(P::ManageUsers), "role never above the caller's; keeps one Admin"),
-    route("DELETE", "/api/v1/users/{id}", Requires(P::ManageUsers), "disables; keeps one Admin"),
-    route("DELETE", "/api/v1/users/{id}/sessions", Requires(P::ManageUsers), ""),
-    route("GET", "/api/v1/sessions", Requires(P::ManageOwnSessions), "own sessions only"),
-    route("DELETE", "/api/v1/sessions/{id}", Requires(P::ManageOwnSessions), "own sessions only"),
-    route("GET", "/api/v1/tokens", Requires(P::ManageOwnTokens), "own tokens only"),
-    route("POST", "/api/v1/tokens", Requires(P::ManageOwnTokens), "cookie sessions only; scope never above the caller's role"),
-    route("DELETE", "/api/v1/tokens/{id}", Requires(P::ManageOwnTokens), "own tokens only"),
-    route("GET", "/api/v1/audit/events", Requires(P::ReadAuditLog), "own company only"),
+    route(
+        "POST",
+        "/api/v1/me/password",
+        Requires(P::ReadOwnAccount),
+        "cookie sessions only; revokes all sessions",
+    ),
+    route(
+        "GET",
+        "/api/v1/users",
+        Requires(P::ReadUsers),
+        "own company only",
+    ),
+    route(
+        "POST",
+        "/api/v1/users",
+        Requires(P::ManageUsers),
+        "role never above the caller's",
+    ),
+    route(
+        "GET",
+        "/api/v1/users/{id}",
+        Requires(P::ReadUsers),
+        "own company only",
+    ),
+    route(
+        "PATCH",
+        "/api/v1/users/{id}",
+        Requires(P::ManageUsers),
+        "role never above the caller's; keeps one Admin",
+    ),
+    route(
+        "DELETE",
+        "/api/v1/users/{id}",
+        Requires(P::ManageUsers),
+        "disables; keeps one Admin",
+    ),
+    route(
+        "DELETE",
+        "/api/v1/users/{id}/sessions",
+        Requires(P::ManageUsers),
+        "",
+    ),
+    route(
+        "GET",
+        "/api/v1/sessions",
+        Requires(P::ManageOwnSessions),
+        "own sessions only",
+    ),
+    route(
+        "DELETE",
+        "/api/v1/sessions/{id}",
+        Requires(P::ManageOwnSessions),
+        "own sessions only",
+    ),
+    route(
+        "GET",
+        "/api/v1/tokens",
+        Requires(P::ManageOwnTokens),
+        "own tokens only",
+    ),
+    route(
+        "POST",
+        "/api/v1/tokens",
+        Requires(P::ManageOwnTokens),
+        "cookie sessions only; scope never above the caller's role",
+    ),
+    route(
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        Requires(P::ManageOwnTokens),
+        "own tokens only",
+    ),
+    route(
+        "GET",
+        "/api/v1/audit/events",
+        Requires(P::ReadAuditLog),
+        "own company only",
+    ),
     route("GET", "/healthz", Public, ""),
     route("GET", "/readyz", Public, ""),
-    route("GET", "/metrics", Public, "restrict at the network edge if needed"),
+    route(
+        "GET",
+        "/metrics",
+        Public,
+        "restrict at the network edge if needed",
+    ),
     route("GET", "/openapi.json", Public, ""),
 ];
 
@@ -87,7 +177,10 @@ pub fn render_permissions_doc() -> String {
             Public => ("public".to_owned(), ["yes", "yes", "yes"]),
             Requires(p) => {
                 let m = |role: Role| if role.allows(p) { "yes" } else { "—" };
-                (format!("`{}`", p.name()), [m(Role::Admin), m(Role::User), m(Role::Viewer)])
+                (
+                    format!("`{}`", p.name()),
+                    [m(Role::Admin), m(Role::User), m(Role::Viewer)],
+                )
             }
         };
         out.push_str(&format!(

@@ -36,7 +36,11 @@ mod tests {
     fn check(peer: &str, xff: Option<&str>, trusted: &[&str], want: &str) {
         let nets: Vec<IpNet> = trusted.iter().map(|t| t.parse().expect("cidr")).collect();
         let got = resolve_client_ip(peer.parse().expect("ip"), xff, &nets);
-        assert_eq!(got.to_string(), want, "peer {peer} xff {xff:?} trusted {trusted:?}");
+        assert_eq!(
+            got.to_string(),
+            want,
+            "peer {peer} xff {xff:?} trusted {trusted:?}"
+        );
     }
 
     #[test]
@@ -45,13 +49,38 @@ mod tests {
         check("203.0.113.9", Some("1.2.3.4"), &[], "203.0.113.9");
         check("127.0.0.1", Some("1.2.3.4"), &[], "127.0.0.1");
         // Trusted proxy: rightmost untrusted hop is the client.
-        check("10.0.0.1", Some("198.51.100.7"), &["10.0.0.0/8"], "198.51.100.7");
-        check("10.0.0.1", Some("6.6.6.6, 198.51.100.7"), &["10.0.0.0/8"], "198.51.100.7");
-        check("10.0.0.1", Some("198.51.100.7, 10.0.0.2"), &["10.0.0.0/8"], "198.51.100.7");
+        check(
+            "10.0.0.1",
+            Some("198.51.100.7"),
+            &["10.0.0.0/8"],
+            "198.51.100.7",
+        );
+        check(
+            "10.0.0.1",
+            Some("6.6.6.6, 198.51.100.7"),
+            &["10.0.0.0/8"],
+            "198.51.100.7",
+        );
+        check(
+            "10.0.0.1",
+            Some("198.51.100.7, 10.0.0.2"),
+            &["10.0.0.0/8"],
+            "198.51.100.7",
+        );
         // All hops trusted: the leftmost is as far as we can see.
-        check("10.0.0.1", Some("10.0.0.3, 10.0.0.2"), &["10.0.0.0/8"], "10.0.0.3");
+        check(
+            "10.0.0.1",
+            Some("10.0.0.3, 10.0.0.2"),
+            &["10.0.0.0/8"],
+            "10.0.0.3",
+        );
         // Garbage stops the walk.
-        check("10.0.0.1", Some("nonsense, 10.0.0.2"), &["10.0.0.0/8"], "10.0.0.2");
+        check(
+            "10.0.0.1",
+            Some("nonsense, 10.0.0.2"),
+            &["10.0.0.0/8"],
+            "10.0.0.2",
+        );
         check("10.0.0.1", None, &["10.0.0.0/8"], "10.0.0.1");
         check("::1", Some("2001:db8::1"), &["::1/128"], "2001:db8::1");
     }

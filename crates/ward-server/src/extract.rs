@@ -35,7 +35,11 @@ impl RequestMeta {
 impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts.extensions.get::<RequestMeta>().cloned().ok_or_else(ApiError::internal)
+        parts
+            .extensions
+            .get::<RequestMeta>()
+            .cloned()
+            .ok_or_else(ApiError::internal)
     }
 }
 
@@ -57,9 +61,11 @@ fn json_rejection(r: JsonRejection) -> ApiError {
     let status = r.status();
     let text = scrub_serde_message(&r.body_text());
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(status, "body_too_large", "the request body is larger than allowed")
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "body_too_large",
+            "the request body is larger than allowed",
+        ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             status,
             "unsupported_media_type",
@@ -84,7 +90,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 }
 
 fn query_rejection(r: QueryRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", scrub_serde_message(&r.body_text()))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        scrub_serde_message(&r.body_text()),
+    )
 }
 
 /// How a principal authenticated.
@@ -153,13 +163,16 @@ impl FromRequestParts<AppState> for Principal {
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
     if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
         let text = auth.to_str().unwrap_or_default();
-        let token = text
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| ApiError::unauthenticated("token_invalid", "expected Authorization: Bearer ward_..."))?;
+        let token = text.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::unauthenticated("token_invalid", "expected Authorization: Bearer ward_...")
+        })?;
         return authenticate_token(token.trim(), state).await;
     }
     let Some(cookie) = session_cookie(parts, state.cookie_name()) else {
-        return Err(ApiError::unauthenticated("unauthenticated", "sign in or present an API token"));
+        return Err(ApiError::unauthenticated(
+            "unauthenticated",
+            "sign in or present an API token",
+        ));
     };
     authenticate_session(&cookie, state).await
 }
@@ -177,12 +190,23 @@ pub(crate) fn session_cookie(parts: &Parts, name: &str) -> Option<String> {
 }
 
 async fn authenticate_session(cookie: &str, state: &AppState) -> Result<Principal, ApiError> {
-    let invalid = || ApiError::unauthenticated("session_invalid", "the session is invalid or has ended; sign in again");
+    let invalid = || {
+        ApiError::unauthenticated(
+            "session_invalid",
+            "the session is invalid or has ended; sign in again",
+        )
+    };
     let sealed = state.keys.sessions.open(cookie).map_err(|_| invalid())?;
     let id = SessionId::parse(&sealed.session_id).ok_or_else(invalid)?;
-    let found = state.store().session_with_user(&id).await?.ok_or_else(invalid)?;
+    let found = state
+        .store()
+        .session_with_user(&id)
+        .await?
+        .ok_or_else(invalid)?;
     let now = state.now();
-    if found.user_disabled || state.settings.session.state(&found.session, now) != SessionState::Active {
+    if found.user_disabled
+        || state.settings.session.state(&found.session, now) != SessionState::Active
+    {
         return Err(invalid());
     }
     if state.settings.session.needs_touch(&found.session, now) {
@@ -198,12 +222,21 @@ async fn authenticate_session(cookie: &str, state: &AppState) -> Result<Principa
 }
 
 async fn authenticate_token(token: &str, state: &AppState) -> Result<Principal, ApiError> {
-    let invalid = || ApiError::unauthenticated("token_invalid", "the API token is invalid, expired or revoked");
+    let invalid = || {
+        ApiError::unauthenticated(
+            "token_invalid",
+            "the API token is invalid, expired or revoked",
+        )
+    };
     if !ApiTokenSecret::is_well_formed(token) {
         return Err(invalid());
     }
     let digest = state.keys.api_tokens.digest(token);
-    let found = state.store().token_by_digest(&digest.0).await?.ok_or_else(invalid)?;
+    let found = state
+        .store()
+        .token_by_digest(&digest.0)
+        .await?
+        .ok_or_else(invalid)?;
     let now = state.now();
     if found.owner_disabled || !found.token.is_usable(now) {
         return Err(invalid());

@@ -24,7 +24,10 @@ const MAX_USER_AGENT: usize = 512;
 pub(crate) struct RouteTemplate(pub String);
 
 pub(crate) async fn capture_route(req: Request, next: Next) -> Response {
-    let template = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let mut resp = next.run(req).await;
     if let Some(t) = template {
         resp.extensions_mut().insert(RouteTemplate(t));
@@ -32,7 +35,11 @@ pub(crate) async fn capture_route(req: Request, next: Next) -> Response {
     resp
 }
 
-pub(crate) async fn request_meta(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn request_meta(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let request_id = match state.random_id_bytes() {
         Ok(b) => hex_encode(&b),
@@ -43,7 +50,10 @@ pub(crate) async fn request_meta(State(state): State<AppState>, mut req: Request
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let xff = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
     let client_ip = resolve_client_ip(peer, xff, &state.settings.trusted_proxies);
     let user_agent: String = req
         .headers()
@@ -55,7 +65,11 @@ pub(crate) async fn request_meta(State(state): State<AppState>, mut req: Request
         .take(MAX_USER_AGENT)
         .collect();
     let method = req.method().clone();
-    let meta = RequestMeta { request_id: request_id.clone(), client_ip, user_agent };
+    let meta = RequestMeta {
+        request_id: request_id.clone(),
+        client_ip,
+        user_agent,
+    };
     req.extensions_mut().insert(meta);
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, client_ip = %client_ip);
     let mut resp = next.run(req).instrument(span.clone()).await;
@@ -79,12 +93,25 @@ pub(crate) async fn request_meta(State(state): State<AppState>, mut req: Request
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub(crate) async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         HeaderName::from_static("cross-origin-opener-policy"),
@@ -104,13 +131,25 @@ pub(crate) async fn security_headers(State(state): State<AppState>, req: Request
     resp
 }
 
-pub(crate) async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let (Some(limiter), Some(meta)) = (&state.request_limiter, req.extensions().get::<RequestMeta>())
-        && let Err(not_until) = limiter.check_key(&meta.client_ip)
+pub(crate) async fn rate_limit(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let (Some(limiter), Some(meta)) = (
+        &state.request_limiter,
+        req.extensions().get::<RequestMeta>(),
+    ) && let Err(not_until) = limiter.check_key(&meta.client_ip)
     {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        return ApiError::too_many("rate_limited", "too many requests; slow down", wait.as_secs() + 1)
-            .into_response();
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        return ApiError::too_many(
+            "rate_limited",
+            "too many requests; slow down",
+            wait.as_secs() + 1,
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -130,7 +169,12 @@ pub(crate) async fn csrf(State(state): State<AppState>, req: Request, next: Next
         Ok(()) => next.run(req).await,
         Err(reason) => {
             tracing::warn!(reason, "refused cross-origin request");
-            ApiError::new(StatusCode::FORBIDDEN, "csrf_rejected", "cross-origin request refused").into_response()
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_rejected",
+                "cross-origin request refused",
+            )
+            .into_response()
         }
     }
 }
@@ -153,7 +197,10 @@ fn cross_origin_verdict(req: &Request, trusted: &[String]) -> Result<(), &'stati
         return Ok(());
     }
     // No Fetch Metadata (older browser): compare Origin's host with Host.
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let origin_host = origin.split_once("://").map_or("", |(_, h)| h);
     if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
         Ok(())

@@ -51,7 +51,11 @@ impl ApiError {
     }
 
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "your role does not allow this")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "your role does not allow this",
+        )
     }
 
     pub fn unauthenticated(code: &'static str, detail: &str) -> Self {
@@ -59,11 +63,19 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     pub fn invalid_field(e: InvalidField) -> Self {
-        let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", e.to_string());
+        let mut err = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            e.to_string(),
+        );
         err.field = Some(e.field.to_owned());
         err
     }
@@ -85,15 +97,27 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(Conflict::EmailTaken) => {
-                let mut err = Self::new(StatusCode::CONFLICT, "email_taken", "a user with this email already exists");
+                let mut err = Self::new(
+                    StatusCode::CONFLICT,
+                    "email_taken",
+                    "a user with this email already exists",
+                );
                 err.field = Some("email".to_owned());
                 err
             }
-            StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", "conflicts with existing data"),
+            StoreError::Conflict(_) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "conflicts with existing data",
+            ),
             StoreError::NotFound => Self::not_found(),
             StoreError::Unavailable(_) => {
                 tracing::error!(error = %e, "database unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable",
+                )
             }
             other => {
                 tracing::error!(error = %other, "storage error");
@@ -105,11 +129,7 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let title = self
-            .status
-            .canonical_reason()
-            .unwrap_or("Error")
-            .to_owned();
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
         let body = Problem {
             kind: format!("urn:ward:problem:{}", self.code),
             title,
@@ -157,10 +177,14 @@ mod tests {
 
     #[test]
     fn scrubs_values_keeps_paths() {
-        let m = "password: invalid type: string \"hunter2hunter2\", expected u32 at line 1 column 30";
+        let m =
+            "password: invalid type: string \"hunter2hunter2\", expected u32 at line 1 column 30";
         let s = scrub_serde_message(m);
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.starts_with("password: invalid type (expected u32"), "{s}");
-        assert_eq!(scrub_serde_message("unknown field `x`, expected `a`"), "unknown field `x`, expected `a`");
+        assert_eq!(
+            scrub_serde_message("unknown field `x`, expected `a`"),
+            "unknown field `x`, expected `a`"
+        );
     }
 }

@@ -68,7 +68,10 @@ pub async fn serve(
 
 /// rustls server config: ring provider restricted to TLS 1.3 and TLS 1.2 ECDHE+AEAD
 /// suites (ring's TLS 1.2 suites are all ECDHE with AES-GCM or ChaCha20-Poly1305).
-fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig, ServeError> {
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::ServerConfig, ServeError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -76,9 +79,13 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::S
         .collect::<Result<_, _>>()
         .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
     if certs.is_empty() {
-        return Err(ServeError::Tls(format!("{}: no certificates found", cert.display())));
+        return Err(ServeError::Tls(format!(
+            "{}: no certificates found",
+            cert.display()
+        )));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?;
     let provider = ring::default_provider();
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

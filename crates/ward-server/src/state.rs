@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
-use ward_core::throttle::{FailureThrottle, ThrottlePolicy};
 use ward_core::Timestamp;
+use ward_core::throttle::{FailureThrottle, ThrottlePolicy};
 use ward_crypto::{ApiTokenHasher, PasswordHashing, SecureRandom, SessionSealer};
 use ward_store::Store;
 
@@ -107,7 +107,9 @@ impl AppState {
     /// 16 random bytes for a new id.
     pub(crate) fn random_id_bytes(&self) -> Result<[u8; 16], crate::ApiError> {
         let mut b = [0u8; 16];
-        self.rng.fill(&mut b).map_err(|_| crate::ApiError::internal())?;
+        self.rng
+            .fill(&mut b)
+            .map_err(|_| crate::ApiError::internal())?;
         Ok(b)
     }
 

@@ -59,7 +59,10 @@ impl Store {
     }
 
     /// Events matching `filter`, newest first.
-    pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<StoredAuditEvent>, StoreError> {
+    pub async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<StoredAuditEvent>, StoreError> {
         // Only fixed SQL fragments are concatenated; every value is a bound parameter.
         let mut sql = String::from(
             "SELECT seq, id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, ip, user_agent, \
@@ -121,9 +124,12 @@ fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<StoredAuditEvent, StoreError>
         seq: r.try_get("seq")?,
         id: EventId::from_stored(r.try_get("id")?),
         occurred_at: Timestamp::from_millis(r.try_get("occurred_at")?),
-        tenant_id: r.try_get::<Option<String>, _>("tenant_id")?.map(TenantId::from_stored),
+        tenant_id: r
+            .try_get::<Option<String>, _>("tenant_id")?
+            .map(TenantId::from_stored),
         actor: Actor {
-            kind: ActorKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("actor kind {kind}")))?,
+            kind: ActorKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("actor kind {kind}")))?,
             id: r.try_get("actor_id")?,
             label: r.try_get("actor_label")?,
         },

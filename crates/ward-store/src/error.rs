@@ -24,7 +24,9 @@ pub enum StoreError {
     NotFound,
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
-    #[error("the database schema is at version {found}, newer than this Ward ({known}); upgrade Ward")]
+    #[error(
+        "the database schema is at version {found}, newer than this Ward ({known}); upgrade Ward"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Database(sqlx::Error),

@@ -38,12 +38,14 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO installation (id, salt, key_check, created_at) VALUES (1, $1, $2, $3)")
-            .bind(record.salt.clone())
-            .bind(record.key_check.clone())
-            .bind(audit.occurred_at.millis())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO installation (id, salt, key_check, created_at) VALUES (1, $1, $2, $3)",
+        )
+        .bind(record.salt.clone())
+        .bind(record.key_check.clone())
+        .bind(audit.occurred_at.millis())
+        .execute(&mut *tx)
+        .await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())

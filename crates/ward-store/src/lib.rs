@@ -14,9 +14,9 @@ mod installation;
 mod migrate;
 mod rows;
 mod sessions;
+mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-mod tenants;
 mod tokens;
 mod users;
 
@@ -57,7 +57,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -98,12 +100,22 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::UnsupportedUrl)?;
         // One direct attempt first: a pool only reports "timed out" however it failed,
         // and an operator needs to know whether the server refused or is unreachable.
-        match tokio::time::timeout(settings.connect_timeout, <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options)).await.ok() {
+        match tokio::time::timeout(
+            settings.connect_timeout,
+            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        .ok()
+        {
             Some(Ok(conn)) => {
                 let _ = sqlx::Connection::close(conn).await;
             }
             Some(Err(e)) => return Err(StoreError::Unavailable(describe_connect_error(&e))),
-            None => return Err(StoreError::Unavailable("timed out connecting to the database".to_owned())),
+            None => {
+                return Err(StoreError::Unavailable(
+                    "timed out connecting to the database".to_owned(),
+                ));
+            }
         }
         let mut pool = AnyPoolOptions::new()
             .max_connections(match backend {
@@ -164,7 +176,9 @@ fn describe_connect_error(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Io(io) => format!("cannot reach the database server: {io}"),
         sqlx::Error::PoolTimedOut => "timed out connecting to the database".to_owned(),
-        sqlx::Error::Database(db) => format!("the database refused the connection: {}", db.message()),
+        sqlx::Error::Database(db) => {
+            format!("the database refused the connection: {}", db.message())
+        }
         sqlx::Error::Configuration(_) => "the database URL is not valid".to_owned(),
         other => format!("cannot connect to the database: {other}"),
     }

@@ -36,7 +36,10 @@ impl Store {
                  WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
             }
         };
-        let n: i64 = sqlx::query(exists_sql).fetch_one(&self.pool).await?.try_get("n")?;
+        let n: i64 = sqlx::query(exists_sql)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
         if n == 0 {
             return Ok(None);
         }
@@ -72,11 +75,12 @@ impl Store {
                     .await?;
             }
             sqlx::query(create).execute(&mut *tx).await?;
-            let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
-                .bind(m.version)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
+            let done: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
             if done > 0 {
                 tx.rollback().await?;
                 continue;
@@ -86,12 +90,14 @@ impl Store {
                 Backend::Postgres => m.postgres,
             };
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(now_millis())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             tracing::info!(version = m.version, name = m.name, "applied migration");
             applied.push(m.version);

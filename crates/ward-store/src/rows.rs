@@ -14,8 +14,7 @@ pub(crate) const USER_COLUMNS: &str =
     "u.id, u.tenant_id, u.email, u.display_name, u.role, u.disabled, u.created_at, u.updated_at";
 pub(crate) const SESSION_COLUMNS: &str = "s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, \
      s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_method";
-pub(crate) const TOKEN_COLUMNS: &str =
-    "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
+pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
 
 fn role(text: &str) -> Result<Role, StoreError> {
     Role::parse(text).map_err(|_| StoreError::Corrupt(format!("role {text:?}")))
@@ -26,7 +25,8 @@ fn ts(r: &AnyRow, col: &str) -> Result<Timestamp, StoreError> {
 }
 
 fn opt_ts(r: &AnyRow, col: &str) -> Result<Option<Timestamp>, StoreError> {
-    Ok(r.try_get::<Option<i64>, _>(col)?.map(Timestamp::from_millis))
+    Ok(r.try_get::<Option<i64>, _>(col)?
+        .map(Timestamp::from_millis))
 }
 
 pub(crate) fn tenant(r: &AnyRow) -> Result<Tenant, StoreError> {

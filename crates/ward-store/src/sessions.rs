@@ -49,7 +49,10 @@ impl Store {
 
     /// The session and its user's current role and status: one indexed read, done
     /// on every cookie-authenticated request.
-    pub async fn session_with_user(&self, id: &SessionId) -> Result<Option<SessionWithUser>, StoreError> {
+    pub async fn session_with_user(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<SessionWithUser>, StoreError> {
         let sql = format!(
             "SELECT {SESSION_COLUMNS}, u.email AS user_email, u.role AS user_role, u.disabled AS user_disabled \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"

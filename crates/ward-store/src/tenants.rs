@@ -22,18 +22,21 @@ impl Store {
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, slug, created_at FROM tenants ORDER BY created_at, slug")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, name, slug, created_at FROM tenants ORDER BY created_at, slug")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(rows::tenant).collect()
     }
 
     /// Finds a tenant by slug or id (the CLI accepts either).
     pub async fn find_tenant(&self, slug_or_id: &str) -> Result<Option<Tenant>, StoreError> {
-        let row = sqlx::query("SELECT id, name, slug, created_at FROM tenants WHERE slug = $1 OR id = $1")
-            .bind(slug_or_id.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, slug, created_at FROM tenants WHERE slug = $1 OR id = $1",
+        )
+        .bind(slug_or_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(rows::tenant).transpose()
     }
 }

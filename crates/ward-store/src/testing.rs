@@ -40,21 +40,36 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = TempDir::new(&unique);
                 let url = format!("sqlite://{}/ward.db", dir.path.display());
-                Self { url, backend, pg_name: None, _dir: Some(dir) }
+                Self {
+                    url,
+                    backend,
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url();
                 let name = format!("ward_test_{unique}");
                 let mut conn = AnyConnection::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL is required for tests at {admin} (set TEST_POSTGRES_URL): {e}")
+                    panic!(
+                        "PostgreSQL is required for tests at {admin} (set TEST_POSTGRES_URL): {e}"
+                    )
                 });
                 sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                     .execute(&mut conn)
                     .await
                     .expect("create test database");
                 let _ = conn.close().await;
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
-                Self { url: format!("{base}/{name}"), backend, pg_name: Some(name), _dir: None }
+                let base = admin
+                    .rsplit_once('/')
+                    .map_or(admin.as_str(), |(b, _)| b)
+                    .to_owned();
+                Self {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    pg_name: Some(name),
+                    _dir: None,
+                }
             }
         }
     }
@@ -66,7 +81,10 @@ impl Drop for TestDatabase {
             let admin = postgres_admin_url();
             // Drop runs outside any async context guarantee; use a private runtime.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
                     return;
                 };
                 rt.block_on(async move {

@@ -9,7 +9,12 @@ use crate::rows::{self, TOKEN_COLUMNS};
 use crate::{Store, StoreError};
 
 impl Store {
-    pub async fn create_token(&self, t: &ApiToken, digest: &str, audit: &AuditEvent) -> Result<(), StoreError> {
+    pub async fn create_token(
+        &self,
+        t: &ApiToken,
+        digest: &str,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, user_id, name, scope, digest, created_at, expires_at, \
@@ -30,7 +35,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenWithOwner>, StoreError> {
+    pub async fn token_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Option<TokenWithOwner>, StoreError> {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS}, u.email AS owner_email, u.role AS owner_role, u.disabled AS owner_disabled \
              FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1"
@@ -60,7 +68,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_tokens(&self, tenant: &TenantId, user: &UserId) -> Result<Vec<ApiToken>, StoreError> {
+    pub async fn list_tokens(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Vec<ApiToken>, StoreError> {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens t WHERE t.tenant_id = $1 AND t.user_id = $2 \
              ORDER BY t.created_at DESC"

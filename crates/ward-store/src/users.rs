@@ -39,8 +39,13 @@ impl Store {
 
     /// A user of `tenant` by id. Another tenant's user is `None`, exactly like a
     /// missing one, so ids never leak across companies.
-    pub async fn find_user(&self, tenant: &TenantId, id: &UserId) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.tenant_id = $2");
+    pub async fn find_user(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+    ) -> Result<Option<User>, StoreError> {
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.tenant_id = $2");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id.as_str().to_owned())
             .bind(tenant.as_str().to_owned())
@@ -50,7 +55,10 @@ impl Store {
     }
 
     /// A user by email across the instance (sign-in and the operator's CLI).
-    pub async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserCredentials>, StoreError> {
+    pub async fn find_user_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<UserCredentials>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(email.as_str().to_owned())
@@ -66,7 +74,8 @@ impl Store {
     }
 
     pub async fn list_users(&self, tenant: &TenantId) -> Result<Vec<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.tenant_id = $1 ORDER BY u.email");
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users u WHERE u.tenant_id = $1 ORDER BY u.email");
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(tenant.as_str().to_owned())
             .fetch_all(&self.pool)
@@ -85,7 +94,8 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<UpdateOutcome, StoreError> {
         let mut tx = self.begin().await?;
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.tenant_id = $2");
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.tenant_id = $2");
         let Some(row) = sqlx::query(AssertSqlSafe(sql))
             .bind(id.as_str().to_owned())
             .bind(tenant.as_str().to_owned())
@@ -191,10 +201,14 @@ pub(crate) async fn revoke_all_sessions(
     user: &UserId,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    Ok(sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+    Ok(
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
         .bind(now.millis())
         .bind(user.as_str().to_owned())
         .execute(&mut **tx)
         .await?
-        .rows_affected())
+        .rows_affected(),
+    )
 }

@@ -3,7 +3,9 @@
 use ward_core::audit::actions;
 use ward_core::tenant::Tenant;
 use ward_core::user::User;
-use ward_core::{Actor, AuditEvent, Email, EventId, RequestContext, Role, TenantId, Timestamp, UserId};
+use ward_core::{
+    Actor, AuditEvent, Email, EventId, RequestContext, Role, TenantId, Timestamp, UserId,
+};
 use ward_store::testing::TestDatabase;
 use ward_store::{AuditFilter, Backend, Conflict, ConnectSettings, MIGRATIONS, Store, StoreError};
 
@@ -28,7 +30,9 @@ on_both_backends!(
 
 async fn fresh(backend: Backend) -> (TestDatabase, Store) {
     let db = TestDatabase::new(backend).await;
-    let store = Store::connect(&db.url, ConnectSettings::default()).await.expect("connect");
+    let store = Store::connect(&db.url, ConnectSettings::default())
+        .await
+        .expect("connect");
     store.migrate().await.expect("migrate");
     (db, store)
 }
@@ -58,7 +62,10 @@ async fn tenant(store: &Store, n: u8) -> Tenant {
         slug: format!("tenant-{n}"),
         created_at: Timestamp::from_millis(1),
     };
-    store.create_tenant(&t, &event(100 + n, Some(&t.id), actions::TENANT_CREATED)).await.expect("tenant");
+    store
+        .create_tenant(&t, &event(100 + n, Some(&t.id), actions::TENANT_CREATED))
+        .await
+        .expect("tenant");
     t
 }
 
@@ -77,22 +84,38 @@ fn user(tenant: &Tenant, n: u8, email: &str) -> User {
 
 async fn migrations_apply_once_and_record_versions(backend: Backend) {
     let db = TestDatabase::new(backend).await;
-    let store = Store::connect(&db.url, ConnectSettings::default()).await.expect("connect");
+    let store = Store::connect(&db.url, ConnectSettings::default())
+        .await
+        .expect("connect");
     assert_eq!(store.schema_version().await.expect("version"), None);
     assert!(store.installation().await.expect("installation").is_none());
     let applied = store.migrate().await.expect("migrate");
-    assert_eq!(applied, MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>());
-    assert!(store.migrate().await.expect("again").is_empty(), "second run applies nothing");
-    assert_eq!(store.schema_version().await.expect("version"), MIGRATIONS.last().map(|m| m.version));
+    assert_eq!(
+        applied,
+        MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>()
+    );
+    assert!(
+        store.migrate().await.expect("again").is_empty(),
+        "second run applies nothing"
+    );
+    assert_eq!(
+        store.schema_version().await.expect("version"),
+        MIGRATIONS.last().map(|m| m.version)
+    );
 }
 
 async fn audit_events_are_append_only(backend: Backend) {
     let (_db, store) = fresh(backend).await;
-    store.record_audit(&event(1, None, actions::TENANT_CREATED)).await.expect("insert");
+    store
+        .record_audit(&event(1, None, actions::TENANT_CREATED))
+        .await
+        .expect("insert");
     // Tampering goes around the store, straight to SQL, as an attacker with DB access would.
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&_db.url).await.expect("raw pool");
-    let upd = sqlx::query("UPDATE audit_events SET action = 'x'").execute(&pool).await;
+    let upd = sqlx::query("UPDATE audit_events SET action = 'x'")
+        .execute(&pool)
+        .await;
     assert!(upd.is_err(), "UPDATE must be refused");
     let del = sqlx::query("DELETE FROM audit_events").execute(&pool).await;
     assert!(del.is_err(), "DELETE must be refused");
@@ -100,7 +123,13 @@ async fn audit_events_are_append_only(backend: Backend) {
         let tr = sqlx::query("TRUNCATE audit_events").execute(&pool).await;
         assert!(tr.is_err(), "TRUNCATE must be refused");
     }
-    let all = store.list_audit(&AuditFilter { limit: 10, ..Default::default() }).await.expect("list");
+    let all = store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].action, actions::TENANT_CREATED);
 }
@@ -109,19 +138,50 @@ async fn email_is_unique_across_tenants(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let a = tenant(&store, 1).await;
     let b = tenant(&store, 2).await;
-    store.create_user(&user(&a, 1, "x@example.com"), None, &event(1, Some(&a.id), actions::USER_CREATED)).await.expect("first");
+    store
+        .create_user(
+            &user(&a, 1, "x@example.com"),
+            None,
+            &event(1, Some(&a.id), actions::USER_CREATED),
+        )
+        .await
+        .expect("first");
     let dup = store
-        .create_user(&user(&b, 2, "x@example.com"), None, &event(2, Some(&b.id), actions::USER_CREATED))
+        .create_user(
+            &user(&b, 2, "x@example.com"),
+            None,
+            &event(2, Some(&b.id), actions::USER_CREATED),
+        )
         .await;
-    assert!(matches!(dup, Err(StoreError::Conflict(Conflict::EmailTaken))), "{dup:?}");
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(Conflict::EmailTaken))),
+        "{dup:?}"
+    );
     // Nothing half-written: the refused user's audit event is not there either.
-    let events = store.list_audit(&AuditFilter { tenant_id: Some(b.id.clone()), limit: 10, ..Default::default() }).await.expect("list");
+    let events = store
+        .list_audit(&AuditFilter {
+            tenant_id: Some(b.id.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
     assert!(events.iter().all(|e| e.action != actions::USER_CREATED));
-    let slug = store.create_tenant(
-        &Tenant { id: TenantId::from_random([9; 16]), name: "dup".into(), slug: "tenant-1".into(), created_at: Timestamp::from_millis(1) },
-        &event(3, None, actions::TENANT_CREATED),
-    ).await;
-    assert!(matches!(slug, Err(StoreError::Conflict(Conflict::SlugTaken))), "{slug:?}");
+    let slug = store
+        .create_tenant(
+            &Tenant {
+                id: TenantId::from_random([9; 16]),
+                name: "dup".into(),
+                slug: "tenant-1".into(),
+                created_at: Timestamp::from_millis(1),
+            },
+            &event(3, None, actions::TENANT_CREATED),
+        )
+        .await;
+    assert!(
+        matches!(slug, Err(StoreError::Conflict(Conflict::SlugTaken))),
+        "{slug:?}"
+    );
 }
 
 async fn tenant_scoping_hides_other_tenants_users(backend: Backend) {
@@ -129,11 +189,33 @@ async fn tenant_scoping_hides_other_tenants_users(backend: Backend) {
     let a = tenant(&store, 1).await;
     let b = tenant(&store, 2).await;
     let ua = user(&a, 1, "a@example.com");
-    store.create_user(&ua, Some("$argon2id$stub"), &event(1, Some(&a.id), actions::USER_CREATED)).await.expect("user");
-    assert!(store.find_user(&a.id, &ua.id).await.expect("find").is_some());
-    assert!(store.find_user(&b.id, &ua.id).await.expect("find").is_none());
+    store
+        .create_user(
+            &ua,
+            Some("$argon2id$stub"),
+            &event(1, Some(&a.id), actions::USER_CREATED),
+        )
+        .await
+        .expect("user");
+    assert!(
+        store
+            .find_user(&a.id, &ua.id)
+            .await
+            .expect("find")
+            .is_some()
+    );
+    assert!(
+        store
+            .find_user(&b.id, &ua.id)
+            .await
+            .expect("find")
+            .is_none()
+    );
     assert!(store.list_users(&b.id).await.expect("list").is_empty());
-    let creds = store.find_user_by_email(&Email::parse("A@Example.com").expect("email")).await.expect("by email");
+    let creds = store
+        .find_user_by_email(&Email::parse("A@Example.com").expect("email"))
+        .await
+        .expect("by email");
     assert_eq!(creds.map(|c| c.user.id), Some(ua.id));
 }
 
@@ -141,17 +223,44 @@ async fn audit_filter_and_pagination(backend: Backend) {
     let (_db, store) = fresh(backend).await;
     let a = tenant(&store, 1).await;
     for n in 1..=5 {
-        store.record_audit(&event(n, Some(&a.id), actions::AUTH_LOGIN_FAILED)).await.expect("insert");
+        store
+            .record_audit(&event(n, Some(&a.id), actions::AUTH_LOGIN_FAILED))
+            .await
+            .expect("insert");
     }
-    let f = AuditFilter { tenant_id: Some(a.id.clone()), action: Some(actions::AUTH_LOGIN_FAILED.into()), limit: 2, ..Default::default() };
+    let f = AuditFilter {
+        tenant_id: Some(a.id.clone()),
+        action: Some(actions::AUTH_LOGIN_FAILED.into()),
+        limit: 2,
+        ..Default::default()
+    };
     let page1 = store.list_audit(&f).await.expect("page 1");
     assert_eq!(page1.len(), 2);
     assert!(page1[0].seq > page1[1].seq, "newest first");
-    let page2 = store.list_audit(&AuditFilter { before_seq: Some(page1[1].seq), ..f.clone() }).await.expect("page 2");
+    let page2 = store
+        .list_audit(&AuditFilter {
+            before_seq: Some(page1[1].seq),
+            ..f.clone()
+        })
+        .await
+        .expect("page 2");
     assert_eq!(page2.len(), 2);
     assert!(page2[0].seq < page1[1].seq);
-    let since = store.list_audit(&AuditFilter { since: Some(Timestamp::from_millis(4_000)), ..f.clone() }).await.expect("since");
+    let since = store
+        .list_audit(&AuditFilter {
+            since: Some(Timestamp::from_millis(4_000)),
+            ..f.clone()
+        })
+        .await
+        .expect("since");
     assert_eq!(since.len(), 2);
-    let other = store.list_audit(&AuditFilter { tenant_id: Some(TenantId::from_random([1; 16])), limit: 10, ..Default::default() }).await.expect("other");
+    let other = store
+        .list_audit(&AuditFilter {
+            tenant_id: Some(TenantId::from_random([1; 16])),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("other");
     assert!(other.is_empty());
 }

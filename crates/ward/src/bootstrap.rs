@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use ward_core::audit::actions;
 use ward_core::{Actor, AuditEvent, EventId, RequestContext, Timestamp};
-use ward_crypto::{ApiTokenHasher, InstallationSalt, KeyCheckValue, MasterSecret, OsRandom, Purpose, SecureRandom, SessionSealer};
+use ward_crypto::{
+    ApiTokenHasher, InstallationSalt, KeyCheckValue, MasterSecret, OsRandom, Purpose, SecureRandom,
+    SessionSealer,
+};
 use ward_server::{Clock, Keys, SystemClock};
 use ward_store::{Conflict, ConnectSettings, InstallationRecord, Store, StoreError};
 
@@ -30,13 +33,19 @@ impl Installation {
 }
 
 pub fn new_event_id() -> Result<EventId> {
-    let b: [u8; 16] = OsRandom.bytes().map_err(|_| anyhow!("the OS random number generator failed"))?;
+    let b: [u8; 16] = OsRandom
+        .bytes()
+        .map_err(|_| anyhow!("the OS random number generator failed"))?;
     Ok(EventId::from_random(b))
 }
 
 pub fn cli_context() -> Result<RequestContext> {
-    let b: [u8; 16] = OsRandom.bytes().map_err(|_| anyhow!("the OS random number generator failed"))?;
-    Ok(RequestContext::cli(b.iter().map(|x| format!("{x:02x}")).collect()))
+    let b: [u8; 16] = OsRandom
+        .bytes()
+        .map_err(|_| anyhow!("the OS random number generator failed"))?;
+    Ok(RequestContext::cli(
+        b.iter().map(|x| format!("{x:02x}")).collect(),
+    ))
 }
 
 /// Connects, verifies the master secret, migrates. Nothing is written before the
@@ -44,16 +53,26 @@ pub fn cli_context() -> Result<RequestContext> {
 pub async fn open(settings: &Settings) -> Result<Installation> {
     let url = settings.database_url();
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
     }
     let store = Store::connect(
         &url,
-        ConnectSettings { max_connections: settings.database_max_connections, ..Default::default() },
+        ConnectSettings {
+            max_connections: settings.database_max_connections,
+            ..Default::default()
+        },
     )
     .await
     .map_err(|e| anyhow!("cannot open the database: {e}"))?;
-    let existing = store.installation().await.map_err(|e| anyhow!("cannot read the database: {e}"))?;
+    let existing = store
+        .installation()
+        .await
+        .map_err(|e| anyhow!("cannot read the database: {e}"))?;
     let key_file = settings.data_dir.join("master.key");
     let configured = configured_secret(settings, &key_file)?;
     let (master, salt) = match existing {
@@ -66,7 +85,10 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
                 )
             })?;
             let salt = verify(&master, &record)?;
-            store.migrate().await.map_err(|e| anyhow!("migration failed: {e}"))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| anyhow!("migration failed: {e}"))?;
             (master, salt)
         }
         None => {
@@ -74,8 +96,12 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
                 Some(m) => m,
                 None => generate_key_file(&key_file)?,
             };
-            store.migrate().await.map_err(|e| anyhow!("migration failed: {e}"))?;
-            let salt = InstallationSalt::generate(&OsRandom).map_err(|_| anyhow!("randomness failed"))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| anyhow!("migration failed: {e}"))?;
+            let salt =
+                InstallationSalt::generate(&OsRandom).map_err(|_| anyhow!("randomness failed"))?;
             let record = InstallationRecord {
                 salt: salt.as_bytes().to_vec(),
                 key_check: master.key_check(&salt).as_bytes().to_vec(),
@@ -103,23 +129,31 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
             }
         }
     };
-    Ok(Installation { store, master, salt })
+    Ok(Installation {
+        store,
+        master,
+        salt,
+    })
 }
 
 fn verify(master: &MasterSecret, record: &InstallationRecord) -> Result<InstallationSalt> {
-    let salt = InstallationSalt::from_bytes(&record.salt).map_err(|_| anyhow!("the stored installation salt is corrupt"))?;
-    let stored = KeyCheckValue::from_bytes(&record.key_check).ok_or_else(|| anyhow!("the stored key check is corrupt"))?;
+    let salt = InstallationSalt::from_bytes(&record.salt)
+        .map_err(|_| anyhow!("the stored installation salt is corrupt"))?;
+    let stored = KeyCheckValue::from_bytes(&record.key_check)
+        .ok_or_else(|| anyhow!("the stored key check is corrupt"))?;
     if !master.key_check(&salt).matches(&stored) {
-        bail!("the master secret does not match this installation (key check failed); refusing to start, nothing was changed");
+        bail!(
+            "the master secret does not match this installation (key check failed); refusing to start, nothing was changed"
+        );
     }
     Ok(salt)
 }
 
 fn configured_secret(settings: &Settings, key_file: &Path) -> Result<Option<MasterSecret>> {
     if let Some(s) = &settings.master_secret {
-        return Ok(Some(
-            MasterSecret::from_base64(s.expose()).map_err(|_| anyhow!("master_secret: must be base64 of at least 32 bytes"))?,
-        ));
+        return Ok(Some(MasterSecret::from_base64(s.expose()).map_err(
+            |_| anyhow!("master_secret: must be base64 of at least 32 bytes"),
+        )?));
     }
     let path: Option<PathBuf> = settings
         .master_secret_file
@@ -127,10 +161,14 @@ fn configured_secret(settings: &Settings, key_file: &Path) -> Result<Option<Mast
         .or_else(|| key_file.is_file().then(|| key_file.to_path_buf()));
     let Some(path) = path else { return Ok(None) };
     let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read master secret file {}", path.display()))?,
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read master secret file {}", path.display()))?,
     );
     Ok(Some(MasterSecret::from_base64(&text).map_err(|_| {
-        anyhow!("master secret file {}: must hold base64 of at least 32 bytes", path.display())
+        anyhow!(
+            "master secret file {}: must hold base64 of at least 32 bytes",
+            path.display()
+        )
     })?))
 }
 
@@ -146,7 +184,9 @@ fn generate_key_file(path: &Path) -> Result<MasterSecret> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(master.to_base64().as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ward", version, about = "Ward: a self-hosted control plane for security operations")]
+#[command(
+    name = "ward",
+    version,
+    about = "Ward: a self-hosted control plane for security operations"
+)]
 pub struct Cli {
     /// Configuration file (TOML). Default: ./ward.toml if it exists.
     #[arg(long, global = true, value_name = "FILE")]

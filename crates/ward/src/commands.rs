@@ -60,7 +60,9 @@ pub async fn run(cli: Cli) -> Result<()> {
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if settings.log_format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {
@@ -126,11 +128,20 @@ fn operator() -> Actor {
 }
 
 fn random16() -> Result<[u8; 16]> {
-    OsRandom.bytes().map_err(|_| anyhow!("the OS random number generator failed"))
+    OsRandom
+        .bytes()
+        .map_err(|_| anyhow!("the OS random number generator failed"))
 }
 
 fn event(tenant: Option<&TenantId>, action: &'static str) -> Result<AuditEvent> {
-    Ok(AuditEvent::new(new_event_id()?, bootstrap::now(), tenant.cloned(), operator(), cli_context()?, action))
+    Ok(AuditEvent::new(
+        new_event_id()?,
+        bootstrap::now(),
+        tenant.cloned(),
+        operator(),
+        cli_context()?,
+        action,
+    ))
 }
 
 async fn tenant(inst: &Installation, cmd: TenantCommand) -> Result<()> {
@@ -138,13 +149,20 @@ async fn tenant(inst: &Installation, cmd: TenantCommand) -> Result<()> {
         TenantCommand::Create { name, slug } => {
             let name = check_tenant_name(&name)?;
             let slug = check_slug(&slug.unwrap_or_else(|| slug_from_name(&name)))?;
-            let t = Tenant { id: TenantId::from_random(random16()?), name, slug, created_at: bootstrap::now() };
+            let t = Tenant {
+                id: TenantId::from_random(random16()?),
+                name,
+                slug,
+                created_at: bootstrap::now(),
+            };
             let e = event(Some(&t.id), actions::TENANT_CREATED)?
                 .target("tenant", t.id.to_string())
                 .details(json!({ "name": t.name, "slug": t.slug }));
             match inst.store.create_tenant(&t, &e).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict(Conflict::SlugTaken)) => bail!("a company with slug {:?} already exists", t.slug),
+                Err(StoreError::Conflict(Conflict::SlugTaken)) => {
+                    bail!("a company with slug {:?} already exists", t.slug)
+                }
                 Err(e) => return Err(e.into()),
             }
             println!("created company {} ({}) id {}", t.slug, t.name, t.id);
@@ -164,7 +182,10 @@ fn read_password_stdin() -> Result<Zeroizing<String>> {
     std::io::stdin()
         .read_to_string(&mut buf)
         .context("cannot read the password from standard input")?;
-    let trimmed = buf.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&buf);
+    let trimmed = buf
+        .strip_suffix('\n')
+        .map(|s| s.strip_suffix('\r').unwrap_or(s))
+        .unwrap_or(&buf);
     if trimmed.is_empty() {
         bail!("no password on standard input");
     }
@@ -174,7 +195,8 @@ fn read_password_stdin() -> Result<Zeroizing<String>> {
 async fn hash(settings: &Settings, password: Zeroizing<String>) -> Result<String> {
     let params = settings.password_params()?;
     tokio::task::spawn_blocking(move || {
-        let h = PasswordHashing::new(params, &OsRandom).map_err(|e| anyhow!("password hashing: {e}"))?;
+        let h = PasswordHashing::new(params, &OsRandom)
+            .map_err(|e| anyhow!("password hashing: {e}"))?;
         h.hash(&password, &OsRandom)
             .map(|p| p.as_str().to_owned())
             .map_err(|e| anyhow!("password hashing: {e}"))
@@ -184,7 +206,13 @@ async fn hash(settings: &Settings, password: Zeroizing<String>) -> Result<String
 
 async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Result<()> {
     match cmd {
-        UserCommand::Create(CreateUser { tenant, email, role, display_name, password_stdin: _ }) => {
+        UserCommand::Create(CreateUser {
+            tenant,
+            email,
+            role,
+            display_name,
+            password_stdin: _,
+        }) => {
             let t = inst
                 .store
                 .find_tenant(&tenant)
@@ -194,7 +222,12 @@ async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Res
             let role = Role::parse(&role)?;
             let display_name = match display_name {
                 Some(n) => check_display_name(&n)?,
-                None => email.as_str().split('@').next().unwrap_or_default().to_owned(),
+                None => email
+                    .as_str()
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
             };
             let password = read_password_stdin()?;
             check_new_password(&password, email.as_str())?;
@@ -215,10 +248,18 @@ async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Res
                 .details(json!({ "email": u.email.as_str(), "role": role.as_str() }));
             match inst.store.create_user(&u, Some(&phc), &e).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict(Conflict::EmailTaken)) => bail!("a user with email {} already exists", u.email.as_str()),
+                Err(StoreError::Conflict(Conflict::EmailTaken)) => {
+                    bail!("a user with email {} already exists", u.email.as_str())
+                }
                 Err(e) => return Err(e.into()),
             }
-            println!("created user {} ({}) in {} id {}", u.email.as_str(), role.as_str(), t.slug, u.id);
+            println!(
+                "created user {} ({}) in {} id {}",
+                u.email.as_str(),
+                role.as_str(),
+                t.slug,
+                u.id
+            );
             Ok(())
         }
         UserCommand::List { tenant } => {
@@ -229,11 +270,20 @@ async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Res
                 .ok_or_else(|| anyhow!("no company with slug or id {tenant:?}"))?;
             for u in inst.store.list_users(&t.id).await? {
                 let status = if u.disabled { "disabled" } else { "active" };
-                println!("{}\t{}\t{}\t{}", u.id, u.email.as_str(), u.role.as_str(), status);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.id,
+                    u.email.as_str(),
+                    u.role.as_str(),
+                    status
+                );
             }
             Ok(())
         }
-        UserCommand::ResetPassword { email, password_stdin: _ } => {
+        UserCommand::ResetPassword {
+            email,
+            password_stdin: _,
+        } => {
             let email = Email::parse(&email)?;
             let creds = inst
                 .store
@@ -246,8 +296,13 @@ async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Res
             let e = event(Some(&creds.user.tenant_id), actions::USER_PASSWORD_RESET)?
                 .target("user", creds.user.id.to_string())
                 .details(json!({ "by": "operator", "sessions_revoked": true }));
-            inst.store.set_password(&creds.user.id, &phc, bootstrap::now(), &e).await?;
-            println!("password reset for {}; their sessions are revoked", email.as_str());
+            inst.store
+                .set_password(&creds.user.id, &phc, bootstrap::now(), &e)
+                .await?;
+            println!(
+                "password reset for {}; their sessions are revoked",
+                email.as_str()
+            );
             Ok(())
         }
         UserCommand::Disable { email } => {
@@ -261,15 +316,29 @@ async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Res
             let e = event(Some(&u.tenant_id), actions::USER_DISABLED)?
                 .target("user", u.id.to_string())
                 .details(json!({ "disabled": true }));
-            let change = UserChange { disabled: Some(true), ..Default::default() };
-            match inst.store.update_user(&u.tenant_id, &u.id, &change, bootstrap::now(), &e).await? {
-                UpdateOutcome::Updated { sessions_revoked, .. } => {
-                    println!("disabled {}; revoked {sessions_revoked} session(s)", email.as_str());
+            let change = UserChange {
+                disabled: Some(true),
+                ..Default::default()
+            };
+            match inst
+                .store
+                .update_user(&u.tenant_id, &u.id, &change, bootstrap::now(), &e)
+                .await?
+            {
+                UpdateOutcome::Updated {
+                    sessions_revoked, ..
+                } => {
+                    println!(
+                        "disabled {}; revoked {sessions_revoked} session(s)",
+                        email.as_str()
+                    );
                     Ok(())
                 }
                 UpdateOutcome::NotFound => bail!("no user with email {}", email.as_str()),
                 UpdateOutcome::LastAdmin => {
-                    bail!("refusing to disable the company's last enabled Admin; create another Admin first")
+                    bail!(
+                        "refusing to disable the company's last enabled Admin; create another Admin first"
+                    )
                 }
             }
         }

@@ -145,7 +145,11 @@ impl Default for SessionSection {
 impl Default for RateLimitSection {
     fn default() -> Self {
         let r = RateLimitSettings::default();
-        Self { requests_per_second: r.requests_per_second, burst: r.burst, login_per_minute: r.login_per_minute }
+        Self {
+            requests_per_second: r.requests_per_second,
+            burst: r.burst,
+            login_per_minute: r.login_per_minute,
+        }
     }
 }
 
@@ -199,13 +203,17 @@ impl Settings {
                 }
                 fig = fig.merge(Toml::file_exact(path));
             }
-            None if Path::new("ward.toml").is_file() => fig = fig.merge(Toml::file_exact("ward.toml")),
+            None if Path::new("ward.toml").is_file() => {
+                fig = fig.merge(Toml::file_exact("ward.toml"))
+            }
             None => {}
         }
         fig = fig
             .merge(Env::prefixed("WARD_").split("__"))
             .merge(Serialized::defaults(overrides));
-        let settings: Settings = fig.extract().map_err(|e| anyhow!(describe_figment_error(&e)))?;
+        let settings: Settings = fig
+            .extract()
+            .map_err(|e| anyhow!(describe_figment_error(&e)))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -221,14 +229,18 @@ impl Settings {
         self.proxies()?;
         for o in &self.trusted_origins {
             let ok = (o.starts_with("https://") || o.starts_with("http://"))
-                && o.split_once("://").is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains('/'));
+                && o.split_once("://")
+                    .is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains('/'));
             if !ok {
                 bail!("trusted_origins: {o:?} must be scheme://host[:port] with no path");
             }
         }
         if let Some(url) = &self.database_url {
             let u = url.expose();
-            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
                 bail!("database_url: must start with sqlite:// or postgres://");
             }
         }
@@ -279,9 +291,12 @@ impl Settings {
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr> {
-        self.listen
-            .parse()
-            .map_err(|_| anyhow!("listen: {:?} is not an address like 127.0.0.1:8080", self.listen))
+        self.listen.parse().map_err(|_| {
+            anyhow!(
+                "listen: {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            )
+        })
     }
 
     pub fn proxies(&self) -> Result<Vec<IpNet>> {
@@ -297,7 +312,11 @@ impl Settings {
 
     pub fn password_params(&self) -> Result<PasswordHashParams> {
         let ph = &self.password_hashing;
-        let p = PasswordHashParams { memory_kib: ph.memory_kib, iterations: ph.iterations, parallelism: ph.parallelism };
+        let p = PasswordHashParams {
+            memory_kib: ph.memory_kib,
+            iterations: ph.iterations,
+            parallelism: ph.parallelism,
+        };
         if !(1..=16).contains(&ph.parallelism) {
             bail!("password_hashing.parallelism: must be between 1 and 16");
         }
@@ -344,7 +363,10 @@ impl Settings {
             },
             password_hash_concurrency: self.password_hashing.concurrency,
             tls: match (&self.tls.cert, &self.tls.key) {
-                (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
                 _ => None,
             },
         })
@@ -363,8 +385,12 @@ impl Settings {
 
 /// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
         None => url.to_owned(),
@@ -394,9 +420,15 @@ mod tests {
 
     #[test]
     fn redacts_url_passwords() {
-        assert_eq!(redact_url("postgres://ward:s3cret@db:5432/ward"), "postgres://ward:[redacted]@db:5432/ward");
+        assert_eq!(
+            redact_url("postgres://ward:s3cret@db:5432/ward"),
+            "postgres://ward:[redacted]@db:5432/ward"
+        );
         assert_eq!(redact_url("postgres://db/ward"), "postgres://db/ward");
-        assert_eq!(redact_url("sqlite://ward-data/ward.db"), "sqlite://ward-data/ward.db");
+        assert_eq!(
+            redact_url("sqlite://ward-data/ward.db"),
+            "sqlite://ward-data/ward.db"
+        );
     }
 
     #[test]

@@ -34,7 +34,10 @@ impl Env {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.env_clear().current_dir(&self.dir.path).arg("--data-dir").arg(self.data_dir());
+        c.env_clear()
+            .current_dir(&self.dir.path)
+            .arg("--data-dir")
+            .arg(self.data_dir());
         if let Some(db) = &self.db {
             c.arg("--database-url").arg(&db.url);
         }
@@ -43,7 +46,10 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).stdin(Stdio::null()).output().expect("run ward")
+        self.cmd(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ward")
     }
 
     fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
@@ -54,25 +60,43 @@ impl Env {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ward");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
         child.wait_with_output().expect("wait")
     }
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "ward failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ward failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A failure: non-zero exit and exactly one `error:` line on stderr.
 fn one_line_error(out: &Output) -> String {
-    assert!(!out.status.success(), "expected failure, stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected failure, stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 1, "one error line expected, got: {stderr}");
     errors[0].to_owned()
 }
@@ -88,19 +112,30 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(first_start_generates_key_and_wrong_secret_touches_nothing, operator_manages_tenants_and_users, serve_end_to_end);
+on_both_backends!(
+    first_start_generates_key_and_wrong_secret_touches_nothing,
+    operator_manages_tenants_and_users,
+    serve_end_to_end
+);
 
 async fn first_start_generates_key_and_wrong_secret_touches_nothing(backend: Backend) {
     let env = Env::new(backend).await;
     let out = env.run(&["migrate"]);
     assert!(ok(&out).contains("schema version 1"));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("generated a new master secret"), "warns: {stderr}");
+    assert!(
+        stderr.contains("generated a new master secret"),
+        "warns: {stderr}"
+    );
     let key = env.data_dir().join("master.key");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key).expect("master.key").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&key)
+            .expect("master.key")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
     ok(&env.run_with_stdin(&["tenant", "create", "--name", "Acme"], ""));
@@ -108,7 +143,11 @@ async fn first_start_generates_key_and_wrong_secret_touches_nothing(backend: Bac
 
     // The wrong secret: one clear line, and nothing written.
     let wrong = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
-    let out = env.cmd(&["tenant", "create", "--name", "Other"]).env("WARD_MASTER_SECRET", wrong).output().expect("run");
+    let out = env
+        .cmd(&["tenant", "create", "--name", "Other"])
+        .env("WARD_MASTER_SECRET", wrong)
+        .output()
+        .expect("run");
     let line = one_line_error(&out);
     assert!(line.contains("master secret does not match"), "{line}");
     assert_eq!(ok(&env.run(&["tenant", "list"])), before, "nothing changed");
@@ -118,7 +157,10 @@ async fn first_start_generates_key_and_wrong_secret_touches_nothing(backend: Bac
     std::fs::remove_file(&key).expect("rm key");
     let line = one_line_error(&env.run(&["migrate"]));
     assert!(line.contains("no master secret"), "{line}");
-    assert!(!key.exists(), "no new key generated over an existing installation");
+    assert!(
+        !key.exists(),
+        "no new key generated over an existing installation"
+    );
     std::fs::write(&key, saved).expect("restore");
     ok(&env.run(&["migrate"]));
 }
@@ -129,35 +171,109 @@ async fn operator_manages_tenants_and_users(backend: Backend) {
     let line = one_line_error(&env.run(&["tenant", "create", "--name", "Acme Corp"]));
     assert!(line.contains("already exists"), "{line}");
     let create = |email: &str, role: &str, pw: &str| {
-        env.run_with_stdin(&["user", "create", "--tenant", "acme-corp", "--email", email, "--role", role, "--password-stdin"], pw)
+        env.run_with_stdin(
+            &[
+                "user",
+                "create",
+                "--tenant",
+                "acme-corp",
+                "--email",
+                email,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            pw,
+        )
     };
-    ok(&create("admin@acme.example", "admin", "correct horse battery staple\n"));
-    assert!(one_line_error(&create("weak@acme.example", "user", "password1234\n")).contains("password"));
-    assert!(one_line_error(&create("admin@acme.example", "user", "another long passphrase\n")).contains("already exists"));
-    assert!(one_line_error(&create("x@acme.example", "root", "another long passphrase\n")).contains("role"));
+    ok(&create(
+        "admin@acme.example",
+        "admin",
+        "correct horse battery staple\n",
+    ));
+    assert!(
+        one_line_error(&create("weak@acme.example", "user", "password1234\n")).contains("password")
+    );
+    assert!(
+        one_line_error(&create(
+            "admin@acme.example",
+            "user",
+            "another long passphrase\n"
+        ))
+        .contains("already exists")
+    );
+    assert!(
+        one_line_error(&create(
+            "x@acme.example",
+            "root",
+            "another long passphrase\n"
+        ))
+        .contains("role")
+    );
     assert!(one_line_error(&create("x@acme.example", "user", "")).contains("no password"));
     let line = one_line_error(&env.run_with_stdin(
-        &["user", "create", "--tenant", "nope", "--email", "y@acme.example", "--role", "user", "--password-stdin"],
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "nope",
+            "--email",
+            "y@acme.example",
+            "--role",
+            "user",
+            "--password-stdin",
+        ],
         "another long passphrase",
     ));
     assert!(line.contains("no company"), "{line}");
     let list = ok(&env.run(&["user", "list", "--tenant", "acme-corp"]));
     assert!(list.contains("admin@acme.example\tadmin\tactive"), "{list}");
-    ok(&env.run_with_stdin(&["user", "reset-password", "--email", "admin@acme.example", "--password-stdin"], "a different passphrase\n"));
+    ok(&env.run_with_stdin(
+        &[
+            "user",
+            "reset-password",
+            "--email",
+            "admin@acme.example",
+            "--password-stdin",
+        ],
+        "a different passphrase\n",
+    ));
     let line = one_line_error(&env.run(&["user", "disable", "--email", "admin@acme.example"]));
     assert!(line.contains("last enabled Admin"), "{line}");
-    ok(&create("second@acme.example", "admin", "second admin passphrase"));
-    assert!(ok(&env.run(&["user", "disable", "--email", "admin@acme.example"])).contains("disabled"));
+    ok(&create(
+        "second@acme.example",
+        "admin",
+        "second admin passphrase",
+    ));
+    assert!(
+        ok(&env.run(&["user", "disable", "--email", "admin@acme.example"])).contains("disabled")
+    );
 }
 
-/// Starts `ward serve` on a free port and returns the child and its base URL.
-fn start_server(env: &Env, extra_env: &[(&str, &str)]) -> (std::process::Child, String) {
+/// A running `ward serve`, killed and reaped on drop.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `ward serve` on a free port and returns it and its base URL.
+fn start_server(env: &Env, extra_env: &[(&str, &str)]) -> (Server, String) {
     let mut cmd = env.cmd(&["serve", "--listen", "127.0.0.1:0"]);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn serve");
-    let stderr = child.stderr.take().expect("stderr");
+    let mut child = Server(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr");
     let mut reader = BufReader::new(stderr);
     let mut line = String::new();
     loop {
@@ -165,7 +281,11 @@ fn start_server(env: &Env, extra_env: &[(&str, &str)]) -> (std::process::Child, 
         let n = reader.read_line(&mut line).expect("read log");
         assert!(n > 0, "ward serve exited before listening");
         if let Some(i) = line.find("address=http://") {
-            let addr = line[i + "address=".len()..].split_whitespace().next().expect("addr").to_owned();
+            let addr = line[i + "address=".len()..]
+                .split_whitespace()
+                .next()
+                .expect("addr")
+                .to_owned();
             // Keep draining logs so the server never blocks on a full pipe.
             std::thread::spawn(move || for _ in reader.lines() {});
             return (child, addr);
@@ -177,17 +297,37 @@ async fn serve_end_to_end(backend: Backend) {
     let env = Env::new(backend).await;
     ok(&env.run(&["tenant", "create", "--name", "Acme"]));
     ok(&env.run_with_stdin(
-        &["user", "create", "--tenant", "acme", "--email", "admin@acme.example", "--role", "admin", "--password-stdin"],
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "admin@acme.example",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         "correct horse battery staple",
     ));
-    let (mut child, base) = start_server(&env, &[]);
+    let (server, base) = start_server(&env, &[]);
     let http = reqwest::Client::new();
     let login = |email: &'static str, pw: &'static str| {
-        http.post(format!("{base}/api/v1/auth/login")).json(&json!({"email": email, "password": pw})).send()
+        http.post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": pw}))
+            .send()
     };
-    let r = login("admin@acme.example", "correct horse battery staple").await.expect("login");
+    let r = login("admin@acme.example", "correct horse battery staple")
+        .await
+        .expect("login");
     assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
     let r = http
         .post(format!("{base}/api/v1/users"))
         .header("cookie", &cookie)
@@ -196,8 +336,16 @@ async fn serve_end_to_end(backend: Backend) {
         .await
         .expect("create viewer");
     assert_eq!(r.status(), 201);
-    let r = login("viewer@acme.example", "viewer passphrase 1").await.expect("login");
-    let vcookie = r.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let r = login("viewer@acme.example", "viewer passphrase 1")
+        .await
+        .expect("login");
+    let vcookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
     let r = http
         .post(format!("{base}/api/v1/users"))
         .header("cookie", &vcookie)
@@ -215,12 +363,16 @@ async fn serve_end_to_end(backend: Backend) {
         .json()
         .await
         .expect("json");
-    let actions: Vec<&str> = audit["events"].as_array().expect("events").iter().filter_map(|e| e["action"].as_str()).collect();
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
     for a in ["tenant.created", "user.created", "auth.login"] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }
 
 #[test]
@@ -235,28 +387,49 @@ fn config_errors_name_the_key() {
         c.output().expect("run")
     };
     let cfg = dir.path.join("ward.toml");
-    std::fs::write(&cfg, "listen = \"127.0.0.1:9999\"\n[session]\nidle_timeout_minuts = 5\n").expect("write");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:9999\"\n[session]\nidle_timeout_minuts = 5\n",
+    )
+    .expect("write");
     let line = one_line_error(&run(&["config", "check"], &[]));
     assert!(line.contains("idle_timeout_minuts"), "{line}");
     std::fs::write(&cfg, "listen = \"not an address\"\n").expect("write");
     assert!(one_line_error(&run(&["config", "check"], &[])).contains("listen"));
     std::fs::remove_file(&cfg).expect("rm");
-    let line = one_line_error(&run(&["config", "check"], &[("WARD_RATE_LIMIT__BURST", "lots")]));
+    let line = one_line_error(&run(
+        &["config", "check"],
+        &[("WARD_RATE_LIMIT__BURST", "lots")],
+    ));
     assert!(line.contains("rate_limit.burst"), "{line}");
-    let line = one_line_error(&run(&["config", "check"], &[("WARD_PASSWORD_HASHING__MEMORY_KIB", "1024")]));
+    let line = one_line_error(&run(
+        &["config", "check"],
+        &[("WARD_PASSWORD_HASHING__MEMORY_KIB", "1024")],
+    ));
     assert!(line.contains("password_hashing"), "{line}");
-    let line = one_line_error(&run(&["config", "check"], &[("WARD_MASTER_SECRET", "c2hvcnQ=")]));
+    let line = one_line_error(&run(
+        &["config", "check"],
+        &[("WARD_MASTER_SECRET", "c2hvcnQ=")],
+    ));
     assert!(line.contains("master_secret"), "{line}");
     let line = one_line_error(&run(&["--config", "missing.toml", "config", "check"], &[]));
     assert!(line.contains("missing.toml"), "{line}");
     // Secrets are redacted in the effective settings.
     let secret = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
     let out = run(
-        &["--database-url", "postgres://ward:pg-password-123@db.internal/ward", "config", "check"],
+        &[
+            "--database-url",
+            "postgres://ward:pg-password-123@db.internal/ward",
+            "config",
+            "check",
+        ],
         &[("WARD_MASTER_SECRET", secret)],
     );
     let text = ok(&out);
-    assert!(!text.contains(secret) && !text.contains("pg-password-123"), "{text}");
+    assert!(
+        !text.contains(secret) && !text.contains("pg-password-123"),
+        "{text}"
+    );
     assert!(text.contains("[redacted]") && text.contains("configuration is valid"));
 }
 
@@ -266,11 +439,14 @@ fn unreachable_postgres_is_one_line() {
     let out = Command::new(BIN)
         .env_clear()
         .current_dir(&dir.path)
-        .args(["--database-url", "postgres://ward:hunter2-secret@127.0.0.1:1/ward", "migrate"])
+        .args([
+            "--database-url",
+            "postgres://ward:hunter2-secret@127.0.0.1:1/ward",
+            "migrate",
+        ])
         .output()
         .expect("run");
     let line = one_line_error(&out);
     assert!(line.contains("cannot reach the database"), "{line}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2-secret"));
 }
-

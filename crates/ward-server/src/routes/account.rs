@@ -20,7 +20,10 @@ use crate::{ApiError, AppState};
 #[utoipa::path(get, path = "/api/v1/me", tag = "account",
     responses((status = 200, body = MeView), (status = 401, body = crate::Problem)),
     security(("session_cookie" = []), ("bearer" = [])))]
-pub(crate) async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<MeView>, ApiError> {
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<MeView>, ApiError> {
     principal.require(Permission::ReadOwnAccount)?;
     let user = state
         .store()
@@ -57,7 +60,11 @@ pub(crate) async fn change_password(
     let current = Zeroizing::new(req.current_password);
     let new = Zeroizing::new(req.new_password);
     if principal.session_id().is_none() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "session_required", "change a password from a signed-in session"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session_required",
+            "change a password from a signed-in session",
+        ));
     }
     let email = Email::from_stored(principal.email.clone());
     let creds = state
@@ -68,17 +75,33 @@ pub(crate) async fn change_password(
     check_new_password(&new, email.as_str())?;
     let stored = creds.password_hash.map(PhcString::from_stored);
     if !check_password(&state, current, stored).await? {
-        let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::USER_PASSWORD_RESET)?
-            .target("user", principal.user_id.to_string())
-            .failed()
-            .details(json!({ "reason": "wrong_current_password" }));
+        let e = event(
+            &state,
+            &meta,
+            Some(&principal.tenant_id),
+            principal.actor(),
+            actions::USER_PASSWORD_RESET,
+        )?
+        .target("user", principal.user_id.to_string())
+        .failed()
+        .details(json!({ "reason": "wrong_current_password" }));
         state.store().record_audit(&e).await?;
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_password", "the current password is incorrect"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the current password is incorrect",
+        ));
     }
     let hash = hash_off_runtime(&state, new).await?;
-    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::USER_PASSWORD_RESET)?
-        .target("user", principal.user_id.to_string())
-        .details(json!({ "by": "self", "sessions_revoked": true }));
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::USER_PASSWORD_RESET,
+    )?
+    .target("user", principal.user_id.to_string())
+    .details(json!({ "by": "self", "sessions_revoked": true }));
     state
         .store()
         .set_password(&principal.user_id, hash.as_str(), state.now(), &e)

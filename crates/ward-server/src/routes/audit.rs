@@ -26,7 +26,10 @@ pub(crate) async fn list_events(
     let bad = |d: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", d.to_owned());
     let time = |s: &Option<String>, name: &str| -> Result<Option<Timestamp>, ApiError> {
         s.as_deref()
-            .map(|t| Timestamp::parse_rfc3339(t).ok_or_else(|| bad(&format!("{name} must be an RFC 3339 time"))))
+            .map(|t| {
+                Timestamp::parse_rfc3339(t)
+                    .ok_or_else(|| bad(&format!("{name} must be an RFC 3339 time")))
+            })
             .transpose()
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -43,6 +46,13 @@ pub(crate) async fn list_events(
         limit,
     };
     let events = state.store().list_audit(&filter).await?;
-    let next_before = if events.len() == limit as usize { events.last().map(|e| e.seq) } else { None };
-    Ok(Json(AuditPage { events: events.into_iter().map(AuditEventView::from).collect(), next_before }))
+    let next_before = if events.len() == limit as usize {
+        events.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    Ok(Json(AuditPage {
+        events: events.into_iter().map(AuditEventView::from).collect(),
+        next_before,
+    }))
 }

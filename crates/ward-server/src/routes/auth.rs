@@ -34,20 +34,35 @@ pub(crate) async fn login(
     if let Some(limiter) = &state.login_limiter
         && limiter.check_key(&meta.client_ip).is_err()
     {
-        return Err(ApiError::too_many("rate_limited", "too many sign-in attempts from this address", 60));
+        return Err(ApiError::too_many(
+            "rate_limited",
+            "too many sign-in attempts from this address",
+            60,
+        ));
     }
     let now = state.now();
     let account_key: String = req.email.trim().to_lowercase().chars().take(300).collect();
     let ip_key = meta.client_ip.to_string();
     let locked = {
-        let accounts = state.account_failures.lock().map_err(|_| ApiError::internal())?;
+        let accounts = state
+            .account_failures
+            .lock()
+            .map_err(|_| ApiError::internal())?;
         let ips = state.ip_failures.lock().map_err(|_| ApiError::internal())?;
-        accounts.retry_after(&account_key, now).or_else(|| ips.retry_after(&ip_key, now))
+        accounts
+            .retry_after(&account_key, now)
+            .or_else(|| ips.retry_after(&ip_key, now))
     };
     if let Some(secs) = locked {
-        let e = event(&state, &meta, None, Actor::anonymous(), actions::AUTH_LOGIN_FAILED)?
-            .failed()
-            .details(json!({ "email": account_key, "reason": "throttled" }));
+        let e = event(
+            &state,
+            &meta,
+            None,
+            Actor::anonymous(),
+            actions::AUTH_LOGIN_FAILED,
+        )?
+        .failed()
+        .details(json!({ "email": account_key, "reason": "throttled" }));
         state.store().record_audit(&e).await?;
         crate::metrics::record_login("throttled");
         return Err(ApiError::too_many(
@@ -76,21 +91,33 @@ pub(crate) async fn login(
     };
     if let Some(reason) = failure {
         {
-            let mut accounts = state.account_failures.lock().map_err(|_| ApiError::internal())?;
+            let mut accounts = state
+                .account_failures
+                .lock()
+                .map_err(|_| ApiError::internal())?;
             accounts.record_failure(&account_key, now);
             let mut ips = state.ip_failures.lock().map_err(|_| ApiError::internal())?;
             ips.record_failure(&ip_key, now);
         }
         let tenant = creds.as_ref().map(|c| c.user.tenant_id.clone());
-        let mut e = event(&state, &meta, tenant.as_ref(), Actor::anonymous(), actions::AUTH_LOGIN_FAILED)?
-            .failed()
-            .details(json!({ "email": account_key, "reason": reason }));
+        let mut e = event(
+            &state,
+            &meta,
+            tenant.as_ref(),
+            Actor::anonymous(),
+            actions::AUTH_LOGIN_FAILED,
+        )?
+        .failed()
+        .details(json!({ "email": account_key, "reason": reason }));
         if let Some(c) = &creds {
             e = e.target("user", c.user.id.to_string());
         }
         state.store().record_audit(&e).await?;
         crate::metrics::record_login("failure");
-        return Err(ApiError::unauthenticated("invalid_credentials", BAD_CREDENTIALS));
+        return Err(ApiError::unauthenticated(
+            "invalid_credentials",
+            BAD_CREDENTIALS,
+        ));
     }
     let Some(creds) = creds else {
         return Err(ApiError::internal());
@@ -116,9 +143,15 @@ pub(crate) async fn login(
         id: Some(user.id.to_string()),
         label: user.email.as_str().to_owned(),
     };
-    let e = event(&state, &meta, Some(&user.tenant_id), actor, actions::AUTH_LOGIN)?
-        .target("session", session.id.to_string())
-        .details(json!({ "method": "password", "password_rehashed": rehashed.is_some() }));
+    let e = event(
+        &state,
+        &meta,
+        Some(&user.tenant_id),
+        actor,
+        actions::AUTH_LOGIN,
+    )?
+    .target("session", session.id.to_string())
+    .details(json!({ "method": "password", "password_rehashed": rehashed.is_some() }));
     state
         .store()
         .create_session(&session, rehashed.as_ref().map(PhcString::as_str), &e)
@@ -163,19 +196,36 @@ pub(crate) async fn logout(
         ));
     };
     let now = state.now();
-    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::AUTH_LOGOUT)?
-        .target("session", session_id.to_string());
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::AUTH_LOGOUT,
+    )?
+    .target("session", session_id.to_string());
     state
         .store()
-        .revoke_session(&principal.tenant_id, &principal.user_id, session_id, now, &e)
+        .revoke_session(
+            &principal.tenant_id,
+            &principal.user_id,
+            session_id,
+            now,
+            &e,
+        )
         .await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     Ok(resp)
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.settings.tls.is_some() { "; Secure" } else { "" };
+    let secure = if state.settings.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
     let text = format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
         state.cookie_name()
@@ -196,7 +246,11 @@ async fn verify_off_runtime(
     password: Zeroizing<String>,
     stored: Option<PhcString>,
 ) -> Result<Verdict, ApiError> {
-    let _permit = state.hash_permits.acquire().await.map_err(|_| ApiError::internal())?;
+    let _permit = state
+        .hash_permits
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal())?;
     let hashing = state.hashing.clone();
     let rng = state.rng.clone();
     tokio::task::spawn_blocking(move || {
@@ -207,7 +261,11 @@ async fn verify_off_runtime(
         match hashing.verify(&password, &stored) {
             Ok(PasswordVerification::Valid { needs_rehash }) => {
                 let rehashed = if needs_rehash {
-                    Some(hashing.hash(&password, rng.as_ref()).map_err(|_| ApiError::internal())?)
+                    Some(
+                        hashing
+                            .hash(&password, rng.as_ref())
+                            .map_err(|_| ApiError::internal())?,
+                    )
                 } else {
                     None
                 };
@@ -225,16 +283,34 @@ async fn verify_off_runtime(
 }
 
 /// Hashes a new password on the blocking pool under the same concurrency bound.
-pub(crate) async fn hash_off_runtime(state: &AppState, password: Zeroizing<String>) -> Result<PhcString, ApiError> {
-    let _permit = state.hash_permits.acquire().await.map_err(|_| ApiError::internal())?;
+pub(crate) async fn hash_off_runtime(
+    state: &AppState,
+    password: Zeroizing<String>,
+) -> Result<PhcString, ApiError> {
+    let _permit = state
+        .hash_permits
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal())?;
     let hashing = state.hashing.clone();
     let rng = state.rng.clone();
-    tokio::task::spawn_blocking(move || hashing.hash(&password, rng.as_ref()).map_err(|_| ApiError::internal()))
-        .await
-        .map_err(|_| ApiError::internal())?
+    tokio::task::spawn_blocking(move || {
+        hashing
+            .hash(&password, rng.as_ref())
+            .map_err(|_| ApiError::internal())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
 }
 
 /// Verifies a password of a known user (re-authentication) under the same bound.
-pub(crate) async fn check_password(state: &AppState, password: Zeroizing<String>, stored: Option<PhcString>) -> Result<bool, ApiError> {
-    Ok(matches!(verify_off_runtime(state, password, stored).await?, Verdict::Valid { .. }))
+pub(crate) async fn check_password(
+    state: &AppState,
+    password: Zeroizing<String>,
+    stored: Option<PhcString>,
+) -> Result<bool, ApiError> {
+    Ok(matches!(
+        verify_off_runtime(state, password, stored).await?,
+        Verdict::Valid { .. }
+    ))
 }

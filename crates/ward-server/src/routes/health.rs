@@ -12,7 +12,9 @@ use crate::{ApiError, AppState};
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Serving", body = Health)))]
 pub(crate) async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".to_owned() })
+    Json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// Readiness: the database answers.
@@ -20,16 +22,24 @@ pub(crate) async fn healthz() -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, body = crate::Problem)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.store().ping().await.map_err(|_| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is unavailable",
+        )
     })?;
-    Ok(Json(Health { status: "ready".to_owned() }))
+    Ok(Json(Health {
+        status: "ready".to_owned(),
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub(crate) async fn metrics() -> Response {
-    let body = crate::metrics::handle().map(|h| h.render()).unwrap_or_default();
+    let body = crate::metrics::handle()
+        .map(|h| h.render())
+        .unwrap_or_default();
     let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

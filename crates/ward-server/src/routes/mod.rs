@@ -22,7 +22,11 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(account::me))
         .routes(routes!(account::change_password))
         .routes(routes!(users::list_users, users::create_user))
-        .routes(routes!(users::get_user, users::update_user, users::delete_user))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
         .routes(routes!(users::revoke_user_sessions))
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::revoke_session))

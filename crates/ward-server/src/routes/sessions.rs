@@ -15,7 +15,10 @@ use crate::{ApiError, AppState};
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions",
     responses((status = 200, body = SessionList), (status = 401, body = crate::Problem)),
     security(("session_cookie" = []), ("bearer" = [])))]
-pub(crate) async fn list_sessions(State(state): State<AppState>, principal: Principal) -> Result<Json<SessionList>, ApiError> {
+pub(crate) async fn list_sessions(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<SessionList>, ApiError> {
     principal.require(Permission::ManageOwnSessions)?;
     let sessions = state
         .store()
@@ -25,7 +28,10 @@ pub(crate) async fn list_sessions(State(state): State<AppState>, principal: Prin
     Ok(Json(SessionList {
         sessions: sessions
             .iter()
-            .filter(|s| state.settings.session.state(s, state.now()) == ward_core::session::SessionState::Active)
+            .filter(|s| {
+                state.settings.session.state(s, state.now())
+                    == ward_core::session::SessionState::Active
+            })
             .map(|s| SessionView::new(s, Some(&s.id) == current))
             .collect(),
     }))
@@ -44,11 +50,23 @@ pub(crate) async fn revoke_session(
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageOwnSessions)?;
     let id = SessionId::parse(&id).ok_or_else(ApiError::not_found)?;
-    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::SESSION_REVOKED)?
-        .target("session", id.to_string());
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::SESSION_REVOKED,
+    )?
+    .target("session", id.to_string());
     if state
         .store()
-        .revoke_session(&principal.tenant_id, &principal.user_id, &id, state.now(), &e)
+        .revoke_session(
+            &principal.tenant_id,
+            &principal.user_id,
+            &id,
+            state.now(),
+            &e,
+        )
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

@@ -19,10 +19,18 @@ use crate::{ApiError, AppState};
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = TokenList), (status = 401, body = crate::Problem)),
     security(("session_cookie" = []), ("bearer" = [])))]
-pub(crate) async fn list_tokens(State(state): State<AppState>, principal: Principal) -> Result<Json<TokenList>, ApiError> {
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<TokenList>, ApiError> {
     principal.require(Permission::ManageOwnTokens)?;
-    let tokens = state.store().list_tokens(&principal.tenant_id, &principal.user_id).await?;
-    Ok(Json(TokenList { tokens: tokens.iter().map(TokenView::from).collect() }))
+    let tokens = state
+        .store()
+        .list_tokens(&principal.tenant_id, &principal.user_id)
+        .await?;
+    Ok(Json(TokenList {
+        tokens: tokens.iter().map(TokenView::from).collect(),
+    }))
 }
 
 /// Create an API token. Its secret is in this response and nowhere else. Tokens are
@@ -41,7 +49,11 @@ pub(crate) async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     principal.require(Permission::ManageOwnTokens)?;
     if principal.session_id().is_none() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "session_required", "create API tokens from a signed-in session"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session_required",
+            "create API tokens from a signed-in session",
+        ));
     }
     let name = checked_text("name", &req.name, 100)?;
     let scope = match &req.scope {
@@ -49,7 +61,11 @@ pub(crate) async fn create_token(
         None => principal.role,
     };
     check_grant(principal.role, scope).map_err(|_| {
-        ApiError::new(StatusCode::FORBIDDEN, "role_escalation", "a token's scope cannot exceed your role")
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_escalation",
+            "a token's scope cannot exceed your role",
+        )
     })?;
     let days = req.expires_in_days.unwrap_or(DEFAULT_TOKEN_LIFETIME_DAYS);
     if !(1..=MAX_TOKEN_LIFETIME_DAYS).contains(&days) {
@@ -75,7 +91,10 @@ pub(crate) async fn create_token(
     state.store().create_token(&token, &digest.0, &e).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedToken { token: TokenView::from(&token), secret: secret.expose().to_owned() }),
+        Json(CreatedToken {
+            token: TokenView::from(&token),
+            secret: secret.expose().to_owned(),
+        }),
     ))
 }
 
@@ -92,11 +111,23 @@ pub(crate) async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageOwnTokens)?;
     let id = TokenId::parse(&id).ok_or_else(ApiError::not_found)?;
-    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::TOKEN_REVOKED)?
-        .target("api_token", id.to_string());
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::TOKEN_REVOKED,
+    )?
+    .target("api_token", id.to_string());
     if state
         .store()
-        .revoke_token(&principal.tenant_id, &principal.user_id, &id, state.now(), &e)
+        .revoke_token(
+            &principal.tenant_id,
+            &principal.user_id,
+            &id,
+            state.now(),
+            &e,
+        )
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

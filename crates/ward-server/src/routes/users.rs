@@ -23,17 +23,26 @@ fn parse_id(id: &str) -> Result<UserId, ApiError> {
 }
 
 fn escalation() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "role_escalation", "you cannot grant a role above your own")
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "role_escalation",
+        "you cannot grant a role above your own",
+    )
 }
 
 /// The company's users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     responses((status = 200, body = UserList), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem)),
     security(("session_cookie" = []), ("bearer" = [])))]
-pub(crate) async fn list_users(State(state): State<AppState>, principal: Principal) -> Result<Json<UserList>, ApiError> {
+pub(crate) async fn list_users(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<UserList>, ApiError> {
     principal.require(Permission::ReadUsers)?;
     let users = state.store().list_users(&principal.tenant_id).await?;
-    Ok(Json(UserList { users: users.iter().map(UserView::from).collect() }))
+    Ok(Json(UserList {
+        users: users.iter().map(UserView::from).collect(),
+    }))
 }
 
 /// Create a user in the Admin's company.
@@ -55,7 +64,12 @@ pub(crate) async fn create_user(
     check_grant(principal.role, role).map_err(|_| escalation())?;
     let display_name = match &req.display_name {
         Some(n) => check_display_name(n)?,
-        None => email.as_str().split('@').next().unwrap_or_default().to_owned(),
+        None => email
+            .as_str()
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
     };
     check_new_password(&password, email.as_str())?;
     let hash = hash_off_runtime(&state, password).await?;
@@ -70,10 +84,19 @@ pub(crate) async fn create_user(
         created_at: now,
         updated_at: now,
     };
-    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::USER_CREATED)?
-        .target("user", user.id.to_string())
-        .details(json!({ "email": user.email.as_str(), "role": role.as_str() }));
-    state.store().create_user(&user, Some(hash.as_str()), &e).await?;
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::USER_CREATED,
+    )?
+    .target("user", user.id.to_string())
+    .details(json!({ "email": user.email.as_str(), "role": role.as_str() }));
+    state
+        .store()
+        .create_user(&user, Some(hash.as_str()), &e)
+        .await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
 
@@ -89,7 +112,11 @@ pub(crate) async fn get_user(
 ) -> Result<Json<UserView>, ApiError> {
     principal.require(Permission::ReadUsers)?;
     let id = parse_id(&id)?;
-    let user = state.store().find_user(&principal.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
+    let user = state
+        .store()
+        .find_user(&principal.tenant_id, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -109,15 +136,25 @@ pub(crate) async fn update_user(
     principal.require(Permission::ManageUsers)?;
     let id = parse_id(&id)?;
     let change = UserChange {
-        display_name: req.display_name.as_deref().map(check_display_name).transpose()?,
+        display_name: req
+            .display_name
+            .as_deref()
+            .map(check_display_name)
+            .transpose()?,
         role: req.role.as_deref().map(Role::parse).transpose()?,
         disabled: req.disabled,
     };
     if let Some(role) = change.role {
         check_grant(principal.role, role).map_err(|_| escalation())?;
     }
-    let action = if change.disabled == Some(true) { actions::USER_DISABLED } else { actions::USER_UPDATED };
-    apply_change(&state, &meta, &principal, &id, change, action).await.map(Json)
+    let action = if change.disabled == Some(true) {
+        actions::USER_DISABLED
+    } else {
+        actions::USER_UPDATED
+    };
+    apply_change(&state, &meta, &principal, &id, change, action)
+        .await
+        .map(Json)
 }
 
 /// Disable a user (users are never erased here: the audit trail refers to them).
@@ -134,8 +171,19 @@ pub(crate) async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageUsers)?;
     let id = parse_id(&id)?;
-    let change = UserChange { disabled: Some(true), ..Default::default() };
-    apply_change(&state, &meta, &principal, &id, change, actions::USER_DISABLED).await?;
+    let change = UserChange {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    apply_change(
+        &state,
+        &meta,
+        &principal,
+        &id,
+        change,
+        actions::USER_DISABLED,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -152,10 +200,20 @@ async fn apply_change(
         "role": change.role.map(Role::as_str),
         "disabled": change.disabled,
     });
-    let e = event(state, meta, Some(&principal.tenant_id), principal.actor(), action)?
-        .target("user", id.to_string())
-        .details(details);
-    match state.store().update_user(&principal.tenant_id, id, &change, state.now(), &e).await? {
+    let e = event(
+        state,
+        meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        action,
+    )?
+    .target("user", id.to_string())
+    .details(details);
+    match state
+        .store()
+        .update_user(&principal.tenant_id, id, &change, state.now(), &e)
+        .await?
+    {
         UpdateOutcome::Updated { after, .. } => Ok(UserView::from(after.as_ref())),
         UpdateOutcome::NotFound => Err(ApiError::not_found()),
         UpdateOutcome::LastAdmin => Err(ApiError::new(
@@ -179,9 +237,22 @@ pub(crate) async fn revoke_user_sessions(
 ) -> Result<Json<RevokedCount>, ApiError> {
     principal.require(Permission::ManageUsers)?;
     let id = parse_id(&id)?;
-    state.store().find_user(&principal.tenant_id, &id).await?.ok_or_else(ApiError::not_found)?;
-    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::USER_SESSIONS_REVOKED)?
-        .target("user", id.to_string());
-    let revoked = state.store().revoke_user_sessions(&id, state.now(), &e).await?;
+    state
+        .store()
+        .find_user(&principal.tenant_id, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::USER_SESSIONS_REVOKED,
+    )?
+    .target("user", id.to_string());
+    let revoked = state
+        .store()
+        .revoke_user_sessions(&id, state.now(), &e)
+        .await?;
     Ok(Json(RevokedCount { revoked }))
 }

@@ -9,20 +9,37 @@ use ward_server::access::{Access, ROUTES, render_permissions_doc};
 use crate::harness::{Auth, PASSWORD, TestApp, expect_problem, random16, spawn_app};
 use crate::on_both_backends;
 
-on_both_backends!(every_route_allows_and_denies_by_the_matrix, other_tenants_ids_are_not_found, openapi_covers_every_route);
+on_both_backends!(
+    every_route_allows_and_denies_by_the_matrix,
+    other_tenants_ids_are_not_found,
+    openapi_covers_every_route
+);
 
 fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
     match (method, path) {
-        ("POST", "/api/v1/auth/login") => Some(json!({"email": "nobody@example.com", "password": "whatever whatever"})),
-        ("POST", "/api/v1/users") => Some(json!({"email": format!("new{n}@acme.example"), "role": "viewer", "password": "matrix passphrase"})),
+        ("POST", "/api/v1/auth/login") => {
+            Some(json!({"email": "nobody@example.com", "password": "whatever whatever"}))
+        }
+        ("POST", "/api/v1/users") => Some(
+            json!({"email": format!("new{n}@acme.example"), "role": "viewer", "password": "matrix passphrase"}),
+        ),
         ("PATCH", "/api/v1/users/{id}") => Some(json!({"display_name": format!("renamed {n}")})),
         ("POST", "/api/v1/tokens") => Some(json!({"name": "matrix"})),
-        ("POST", "/api/v1/me/password") => Some(json!({"current_password": PASSWORD, "new_password": "matrix new passphrase"})),
+        ("POST", "/api/v1/me/password") => {
+            Some(json!({"current_password": PASSWORD, "new_password": "matrix new passphrase"}))
+        }
         _ => None,
     }
 }
 
-async fn call(app: &TestApp, method: &str, path: &str, auth: &Auth, target: &str, n: usize) -> reqwest::Response {
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    auth: &Auth,
+    target: &str,
+    n: usize,
+) -> reqwest::Response {
     let concrete = path.replace("{id}", target);
     let m = Method::from_bytes(method.as_bytes()).expect("method");
     let mut req = app.req(m, &concrete, auth);
@@ -43,7 +60,8 @@ async fn every_route_allows_and_denies_by_the_matrix(backend: ward_store::Backen
             let member = app.member(&t, &format!("m{n}@acme.example"), role).await;
             // A user-id target in the same company; other ids are random (404 when allowed).
             let target = if route.path.starts_with("/api/v1/users/") {
-                app.user(&t, &format!("target{n}@acme.example"), Role::Viewer).await
+                app.user(&t, &format!("target{n}@acme.example"), Role::Viewer)
+                    .await
             } else {
                 ward_core::UserId::from_random(random16()).to_string()
             };
@@ -54,7 +72,8 @@ async fn every_route_allows_and_denies_by_the_matrix(backend: ward_store::Backen
                 Access::Requires(p) => role.allows(p),
             };
             if allowed {
-                let refused_auth = status == StatusCode::UNAUTHORIZED && route.path != "/api/v1/auth/login";
+                let refused_auth =
+                    status == StatusCode::UNAUTHORIZED && route.path != "/api/v1/auth/login";
                 assert!(
                     status != StatusCode::FORBIDDEN && !refused_auth,
                     "{} {} as {role:?}: expected allowed, got {status}",
@@ -63,13 +82,24 @@ async fn every_route_allows_and_denies_by_the_matrix(backend: ward_store::Backen
                 );
             } else {
                 let p = expect_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
-                assert!(p["detail"].is_string(), "{} {} as {role:?}", route.method, route.path);
+                assert!(
+                    p["detail"].is_string(),
+                    "{} {} as {role:?}",
+                    route.method,
+                    route.path
+                );
             }
         }
         // Unauthenticated callers are refused every non-public route.
         if route.access != Access::Public {
             let r = call(&app, route.method, route.path, &Auth::None, "x", 0).await;
-            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{} {} anonymous", route.method, route.path);
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "{} {} anonymous",
+                route.method,
+                route.path
+            );
         }
     }
 }
@@ -80,18 +110,45 @@ async fn other_tenants_ids_are_not_found(backend: ward_store::Backend) {
     let b = app.tenant("bravo").await;
     let a_admin = app.member(&a, "admin@alpha.example", Role::Admin).await;
     let a_user = app.member(&a, "user@alpha.example", Role::User).await;
-    let me: Value = app.get("/api/v1/me", &a_user.auth).await.json().await.expect("json");
+    let me: Value = app
+        .get("/api/v1/me", &a_user.auth)
+        .await
+        .json()
+        .await
+        .expect("json");
     let a_session = me["session_id"].as_str().expect("sid").to_owned();
-    let r = app.send_json(Method::POST, "/api/v1/tokens", &a_user.auth, json!({"name": "a"})).await;
-    let a_token = r.json::<Value>().await.expect("json")["token"]["id"].as_str().expect("id").to_owned();
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/tokens",
+            &a_user.auth,
+            json!({"name": "a"}),
+        )
+        .await;
+    let a_token = r.json::<Value>().await.expect("json")["token"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let b_admin = app.member(&b, "admin@bravo.example", Role::Admin).await;
 
     let probes: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, format!("/api/v1/users/{}", a_user.id), None),
-        (Method::PATCH, format!("/api/v1/users/{}", a_user.id), Some(json!({"role": "viewer"}))),
+        (
+            Method::PATCH,
+            format!("/api/v1/users/{}", a_user.id),
+            Some(json!({"role": "viewer"})),
+        ),
         (Method::DELETE, format!("/api/v1/users/{}", a_user.id), None),
-        (Method::DELETE, format!("/api/v1/users/{}/sessions", a_user.id), None),
-        (Method::DELETE, format!("/api/v1/sessions/{a_session}"), None),
+        (
+            Method::DELETE,
+            format!("/api/v1/users/{}/sessions", a_user.id),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/sessions/{a_session}"),
+            None,
+        ),
         (Method::DELETE, format!("/api/v1/tokens/{a_token}"), None),
     ];
     for (m, path, body) in probes {
@@ -102,12 +159,27 @@ async fn other_tenants_ids_are_not_found(backend: ward_store::Backend) {
         let r = req.send().await.expect("send");
         expect_problem(r, StatusCode::NOT_FOUND, "not_found").await;
     }
-    let users = app.get("/api/v1/users", &b_admin.auth).await.text().await.expect("text");
+    let users = app
+        .get("/api/v1/users", &b_admin.auth)
+        .await
+        .text()
+        .await
+        .expect("text");
     assert!(!users.contains("alpha.example"));
-    let audit = app.get("/api/v1/audit/events", &b_admin.auth).await.text().await.expect("text");
+    let audit = app
+        .get("/api/v1/audit/events", &b_admin.auth)
+        .await
+        .text()
+        .await
+        .expect("text");
     assert!(!audit.contains("alpha.example") && !audit.contains(&a.to_string()));
     // Nothing changed for tenant A's user.
-    let me: Value = app.get("/api/v1/me", &a_user.auth).await.json().await.expect("json");
+    let me: Value = app
+        .get("/api/v1/me", &a_user.auth)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(me["user"]["role"], "user");
     assert_eq!(me["user"]["disabled"], false);
     let _ = a_admin;
@@ -115,20 +187,41 @@ async fn other_tenants_ids_are_not_found(backend: ward_store::Backend) {
 
 async fn openapi_covers_every_route(backend: ward_store::Backend) {
     let app = spawn_app(backend).await;
-    let spec: Value = app.get("/openapi.json", &Auth::None).await.json().await.expect("json");
-    assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", spec["openapi"]);
+    let spec: Value = app
+        .get("/openapi.json", &Auth::None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        spec["openapi"]
+    );
     for r in ROUTES {
         if r.path == "/openapi.json" {
             continue;
         }
         let op = &spec["paths"][r.path][r.method.to_lowercase()];
-        assert!(op.is_object(), "{} {} missing from openapi.json", r.method, r.path);
+        assert!(
+            op.is_object(),
+            "{} {} missing from openapi.json",
+            r.method,
+            r.path
+        );
     }
     let paths = spec["paths"].as_object().expect("paths");
     for (path, item) in paths {
         for method in item.as_object().expect("item").keys() {
-            let known = ROUTES.iter().any(|r| r.path == path && r.method.eq_ignore_ascii_case(method));
-            assert!(known, "{method} {path} is served but missing from the access table");
+            let known = ROUTES
+                .iter()
+                .any(|r| r.path == path && r.method.eq_ignore_ascii_case(method));
+            assert!(
+                known,
+                "{method} {path} is served but missing from the access table"
+            );
         }
     }
 }
@@ -141,5 +234,8 @@ fn permissions_doc_is_current() {
         std::fs::write(&path, &rendered).expect("write docs/permissions.md");
     }
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(on_disk, rendered, "docs/permissions.md is stale: run the test with UPDATE_DOCS=1");
+    assert_eq!(
+        on_disk, rendered,
+        "docs/permissions.md is stale: run the test with UPDATE_DOCS=1"
+    );
 }

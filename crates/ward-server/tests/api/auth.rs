@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ward_core::Role;
-use ward_crypto::{PasswordHashParams, PasswordHashing, OsRandom, Purpose, SessionSealer};
+use ward_crypto::{OsRandom, PasswordHashParams, PasswordHashing, Purpose, SessionSealer};
 
 use crate::harness::{Auth, PASSWORD, expect_problem, spawn_app, spawn_app_with};
 use crate::on_both_backends;
@@ -30,12 +30,31 @@ async fn login_me_logout(backend: ward_store::Backend) {
     assert_eq!(me["effective_role"], "admin");
     assert!(me["user"].get("password_hash").is_none());
 
-    let r = app.req(Method::POST, "/api/v1/auth/logout", &admin.auth).send().await.expect("send");
+    let r = app
+        .req(Method::POST, "/api/v1/auth/logout", &admin.auth)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let cleared = r.headers().get("set-cookie").expect("cookie cleared").to_str().expect("ascii");
+    let cleared = r
+        .headers()
+        .get("set-cookie")
+        .expect("cookie cleared")
+        .to_str()
+        .expect("ascii");
     assert!(cleared.contains("Max-Age=0"));
-    expect_problem(app.get("/api/v1/me", &admin.auth).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
-    expect_problem(app.get("/api/v1/me", &Auth::None).await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    expect_problem(
+        app.get("/api/v1/me", &admin.auth).await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
+    expect_problem(
+        app.get("/api/v1/me", &Auth::None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
 
     let actions = app.audit_actions(&t).await;
     assert!(actions.contains(&("auth.login".into(), "success".into())));
@@ -47,24 +66,51 @@ async fn wrong_password_and_unknown_user_look_the_same(backend: ward_store::Back
     let t = app.tenant("acme").await;
     app.user(&t, "known@acme.example", Role::User).await;
     let wrong = app
-        .send_json(Method::POST, "/api/v1/auth/login", &Auth::None, json!({"email": "known@acme.example", "password": "not the password at all"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"email": "known@acme.example", "password": "not the password at all"}),
+        )
         .await;
     let wrong = expect_problem(wrong, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let unknown = app
-        .send_json(Method::POST, "/api/v1/auth/login", &Auth::None, json!({"email": "nobody@acme.example", "password": "not the password at all"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"email": "nobody@acme.example", "password": "not the password at all"}),
+        )
         .await;
     let unknown = expect_problem(unknown, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    assert_eq!(wrong, unknown, "the answer must not reveal whether the account exists");
+    assert_eq!(
+        wrong, unknown,
+        "the answer must not reveal whether the account exists"
+    );
     // The company's audit trail records its user's failure with the reason.
     let events = app
         .store
-        .list_audit(&ward_store::AuditFilter { action: Some("auth.login_failed".into()), limit: 10, ..Default::default() })
+        .list_audit(&ward_store::AuditFilter {
+            action: Some("auth.login_failed".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .expect("audit");
     assert_eq!(events.len(), 2);
-    let reasons: Vec<&str> = events.iter().filter_map(|e| e.details["reason"].as_str()).collect();
-    assert!(reasons.contains(&"wrong_password") && reasons.contains(&"unknown_user"), "{reasons:?}");
-    assert!(events.iter().all(|e| !e.details.to_string().contains("not the password")));
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.details["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"wrong_password") && reasons.contains(&"unknown_user"),
+        "{reasons:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| !e.details.to_string().contains("not the password"))
+    );
 }
 
 async fn failed_logins_are_throttled_per_account(backend: ward_store::Backend) {
@@ -72,10 +118,20 @@ async fn failed_logins_are_throttled_per_account(backend: ward_store::Backend) {
     let t = app.tenant("acme").await;
     app.user(&t, "target@acme.example", Role::User).await;
     let attempt = |pw: &'static str| {
-        app.send_json(Method::POST, "/api/v1/auth/login", &Auth::None, json!({"email": "target@acme.example", "password": pw}))
+        app.send_json(
+            Method::POST,
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"email": "target@acme.example", "password": pw}),
+        )
     };
     for _ in 0..3 {
-        expect_problem(attempt("wrong password guess").await, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+        expect_problem(
+            attempt("wrong password guess").await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        )
+        .await;
     }
     // Locked: even the right password is refused until the window passes.
     let r = attempt(PASSWORD).await;
@@ -94,16 +150,47 @@ async fn sessions_are_listed_and_revoked_immediately(backend: ward_store::Backen
     let list: Value = r.json().await.expect("json");
     let sessions = list["sessions"].as_array().expect("array");
     assert_eq!(sessions.len(), 2);
-    let other = sessions.iter().find(|s| s["current"] == false).expect("the other session");
+    let other = sessions
+        .iter()
+        .find(|s| s["current"] == false)
+        .expect("the other session");
     let id = other["id"].as_str().expect("id");
-    let r = app.req(Method::DELETE, &format!("/api/v1/sessions/{id}"), &first.auth).send().await.expect("send");
+    let r = app
+        .req(
+            Method::DELETE,
+            &format!("/api/v1/sessions/{id}"),
+            &first.auth,
+        )
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    expect_problem(app.get("/api/v1/me", &second).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
-    assert_eq!(app.get("/api/v1/me", &first.auth).await.status(), StatusCode::OK);
+    expect_problem(
+        app.get("/api/v1/me", &second).await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/v1/me", &first.auth).await.status(),
+        StatusCode::OK
+    );
     // Revoking again, or a made-up id, is a 404.
-    let again = app.req(Method::DELETE, &format!("/api/v1/sessions/{id}"), &first.auth).send().await.expect("send");
+    let again = app
+        .req(
+            Method::DELETE,
+            &format!("/api/v1/sessions/{id}"),
+            &first.auth,
+        )
+        .send()
+        .await
+        .expect("send");
     expect_problem(again, StatusCode::NOT_FOUND, "not_found").await;
-    assert!(app.audit_actions(&t).await.contains(&("session.revoked".into(), "success".into())));
+    assert!(
+        app.audit_actions(&t)
+            .await
+            .contains(&("session.revoked".into(), "success".into()))
+    );
 }
 
 async fn disabling_or_password_change_revokes_sessions(backend: ward_store::Backend) {
@@ -112,12 +199,34 @@ async fn disabling_or_password_change_revokes_sessions(backend: ward_store::Back
     let admin = app.member(&t, "admin@acme.example", Role::Admin).await;
     let user = app.member(&t, "user@acme.example", Role::User).await;
     let token = app.token(&user, None).await;
-    let r = app.send_json(Method::PATCH, &format!("/api/v1/users/{}", user.id), &admin.auth, json!({"disabled": true})).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    expect_problem(app.get("/api/v1/me", &user.auth).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
-    expect_problem(app.get("/api/v1/me", &Auth::Bearer(token)).await, StatusCode::UNAUTHORIZED, "token_invalid").await;
     let r = app
-        .send_json(Method::POST, "/api/v1/auth/login", &Auth::None, json!({"email": "user@acme.example", "password": PASSWORD}))
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", user.id),
+            &admin.auth,
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    expect_problem(
+        app.get("/api/v1/me", &user.auth).await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
+    expect_problem(
+        app.get("/api/v1/me", &Auth::Bearer(token)).await,
+        StatusCode::UNAUTHORIZED,
+        "token_invalid",
+    )
+    .await;
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"email": "user@acme.example", "password": PASSWORD}),
+        )
         .await;
     expect_problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
 
@@ -128,42 +237,98 @@ async fn disabling_or_password_change_revokes_sessions(backend: ward_store::Back
         .await;
     expect_problem(bad, StatusCode::FORBIDDEN, "wrong_password").await;
     let weak = app
-        .send_json(Method::POST, "/api/v1/me/password", &admin.auth, json!({"current_password": PASSWORD, "new_password": "password1234"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/me/password",
+            &admin.auth,
+            json!({"current_password": PASSWORD, "new_password": "password1234"}),
+        )
         .await;
     expect_problem(weak, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
     let ok = app
-        .send_json(Method::POST, "/api/v1/me/password", &admin.auth, json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
+        .send_json(
+            Method::POST,
+            "/api/v1/me/password",
+            &admin.auth,
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+        )
         .await;
     assert_eq!(ok.status(), StatusCode::NO_CONTENT);
-    expect_problem(app.get("/api/v1/me", &admin.auth).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
-    expect_problem(app.get("/api/v1/me", &other).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
-    app.login("admin@acme.example", "a brand new passphrase").await;
+    expect_problem(
+        app.get("/api/v1/me", &admin.auth).await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
+    expect_problem(
+        app.get("/api/v1/me", &other).await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
+    app.login("admin@acme.example", "a brand new passphrase")
+        .await;
 }
 
 async fn tampered_foreign_and_expired_cookies_are_refused(backend: ward_store::Backend) {
     let app = spawn_app(backend).await;
     let t = app.tenant("acme").await;
     let u = app.member(&t, "u@acme.example", Role::User).await;
-    let Auth::Cookie(cookie) = &u.auth else { panic!("cookie") };
+    let Auth::Cookie(cookie) = &u.auth else {
+        panic!("cookie")
+    };
     let (name, value) = cookie.split_once('=').expect("pair");
     // Tampered: one character of the token changed.
     let mut bytes = value.as_bytes().to_vec();
     let i = bytes.len() - 3;
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-    let tampered = Auth::Cookie(format!("{name}={}", String::from_utf8(bytes).expect("ascii")));
-    expect_problem(app.get("/api/v1/me", &tampered).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
+    let tampered = Auth::Cookie(format!(
+        "{name}={}",
+        String::from_utf8(bytes).expect("ascii")
+    ));
+    expect_problem(
+        app.get("/api/v1/me", &tampered).await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
     // Sealed under another installation's key, for this session's id.
-    let me: Value = app.get("/api/v1/me", &u.auth).await.json().await.expect("json");
+    let me: Value = app
+        .get("/api/v1/me", &u.auth)
+        .await
+        .json()
+        .await
+        .expect("json");
     let sid = me["session_id"].as_str().expect("sid");
     let other_master = ward_crypto::MasterSecret::generate(&OsRandom).expect("secret");
-    let foreign = SessionSealer::new(&other_master.derive(&app.salt, Purpose::Sessions)).seal(sid).expect("seal");
-    expect_problem(app.get("/api/v1/me", &Auth::Cookie(format!("{name}={foreign}"))).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
+    let foreign = SessionSealer::new(&other_master.derive(&app.salt, Purpose::Sessions))
+        .seal(sid)
+        .expect("seal");
+    expect_problem(
+        app.get("/api/v1/me", &Auth::Cookie(format!("{name}={foreign}")))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
     // The same id sealed with the right key works: the key is what matters.
-    let genuine = SessionSealer::new(&app.master.derive(&app.salt, Purpose::Sessions)).seal(sid).expect("seal");
-    assert_eq!(app.get("/api/v1/me", &Auth::Cookie(format!("{name}={genuine}"))).await.status(), StatusCode::OK);
+    let genuine = SessionSealer::new(&app.master.derive(&app.salt, Purpose::Sessions))
+        .seal(sid)
+        .expect("seal");
+    assert_eq!(
+        app.get("/api/v1/me", &Auth::Cookie(format!("{name}={genuine}")))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     // Idle timeout (30 minutes by default).
     app.clock.advance_secs(31 * 60);
-    expect_problem(app.get("/api/v1/me", &u.auth).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
+    expect_problem(
+        app.get("/api/v1/me", &u.auth).await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
     // Absolute timeout, even when active.
     let fresh = Auth::Cookie(app.login("u@acme.example", PASSWORD).await);
     for _ in 0..16 {
@@ -171,7 +336,12 @@ async fn tampered_foreign_and_expired_cookies_are_refused(backend: ward_store::B
         assert_eq!(app.get("/api/v1/me", &fresh).await.status(), StatusCode::OK);
     }
     app.clock.advance_secs(29 * 60);
-    expect_problem(app.get("/api/v1/me", &fresh).await, StatusCode::UNAUTHORIZED, "session_invalid").await;
+    expect_problem(
+        app.get("/api/v1/me", &fresh).await,
+        StatusCode::UNAUTHORIZED,
+        "session_invalid",
+    )
+    .await;
 }
 
 async fn outdated_password_hash_is_upgraded_on_login(backend: ward_store::Backend) {
@@ -179,7 +349,15 @@ async fn outdated_password_hash_is_upgraded_on_login(backend: ward_store::Backen
     let t = app.tenant("acme").await;
     let id = app.user(&t, "old@acme.example", Role::User).await;
     // Store a hash made with other parameters, as after a parameter change.
-    let older = PasswordHashing::new(PasswordHashParams { memory_kib: 32, iterations: 2, parallelism: 1 }, &OsRandom).expect("h");
+    let older = PasswordHashing::new(
+        PasswordHashParams {
+            memory_kib: 32,
+            iterations: 2,
+            parallelism: 1,
+        },
+        &OsRandom,
+    )
+    .expect("h");
     let phc = older.hash(PASSWORD, &OsRandom).expect("hash");
     let uid = ward_core::UserId::parse(&id).expect("id");
     let ev = ward_core::AuditEvent::new(
@@ -190,7 +368,15 @@ async fn outdated_password_hash_is_upgraded_on_login(backend: ward_store::Backen
         ward_core::RequestContext::cli("t".into()),
         "user.password_reset",
     );
-    app.store.set_password(&uid, phc.as_str(), ward_core::Timestamp::from_millis(1), &ev).await.expect("set");
+    app.store
+        .set_password(
+            &uid,
+            phc.as_str(),
+            ward_core::Timestamp::from_millis(1),
+            &ev,
+        )
+        .await
+        .expect("set");
     app.login("old@acme.example", PASSWORD).await;
     let creds = app
         .store
@@ -199,10 +385,18 @@ async fn outdated_password_hash_is_upgraded_on_login(backend: ward_store::Backen
         .expect("find")
         .expect("user");
     let stored = creds.password_hash.expect("hash");
-    assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "re-hashed with current params: {stored}");
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+        "re-hashed with current params: {stored}"
+    );
     let login = app
         .store
-        .list_audit(&ward_store::AuditFilter { tenant_id: Some(t), action: Some("auth.login".into()), limit: 1, ..Default::default() })
+        .list_audit(&ward_store::AuditFilter {
+            tenant_id: Some(t),
+            action: Some("auth.login".into()),
+            limit: 1,
+            ..Default::default()
+        })
         .await
         .expect("audit");
     assert_eq!(login[0].details["password_rehashed"], true);

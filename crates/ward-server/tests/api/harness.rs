@@ -11,10 +11,12 @@ use serde_json::{Value, json};
 use ward_core::audit::actions;
 use ward_core::tenant::Tenant;
 use ward_core::user::User;
-use ward_core::{Actor, AuditEvent, Email, EventId, RequestContext, Role, TenantId, Timestamp, UserId};
+use ward_core::{
+    Actor, AuditEvent, Email, EventId, RequestContext, Role, TenantId, Timestamp, UserId,
+};
 use ward_crypto::{
-    ApiTokenHasher, InstallationSalt, MasterSecret, OsRandom, PasswordHashParams, PasswordHashing, Purpose,
-    SecureRandom, SessionSealer,
+    ApiTokenHasher, InstallationSalt, MasterSecret, OsRandom, PasswordHashParams, PasswordHashing,
+    Purpose, SecureRandom, SessionSealer,
 };
 use ward_server::{AppState, Clock, Keys, ServerSettings};
 use ward_store::testing::TestDatabase;
@@ -60,7 +62,9 @@ fn init_logs() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,hyper=info,h2=info"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,hyper=info,h2=info",
+            ))
             .with_writer(|| LogWriter)
             .json()
             .try_init();
@@ -93,7 +97,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerSettings)) -> TestApp {
     let db = TestDatabase::new(backend).await;
-    let store = Store::connect(&db.url, ConnectSettings::default()).await.expect("connect");
+    let store = Store::connect(&db.url, ConnectSettings::default())
+        .await
+        .expect("connect");
     store.migrate().await.expect("migrate");
     let master = MasterSecret::generate(&OsRandom).expect("secret");
     let salt = InstallationSalt::generate(&OsRandom).expect("salt");
@@ -114,16 +120,38 @@ async fn spawn_on(
         sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
         api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
     };
-    let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom).expect("hashing");
+    let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom)
+        .expect("hashing");
     let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000_000)));
-    let state = AppState::new(store.clone(), settings, keys, hashing, clock.clone(), Arc::new(OsRandom));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let state = AppState::new(
+        store.clone(),
+        settings,
+        keys,
+        hashing,
+        clock.clone(),
+        Arc::new(OsRandom),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
         let _ = ward_server::serve(state, listener, std::future::pending()).await;
     });
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { addr, store, clock, http, master, salt, _db: db, _server: server }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    TestApp {
+        addr,
+        store,
+        clock,
+        http,
+        master,
+        salt,
+        _db: db,
+        _server: server,
+    }
 }
 
 /// A caller: anonymous, a session cookie, or a bearer token.
@@ -169,11 +197,24 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, auth: &Auth) -> Response {
-        self.req(Method::GET, path, auth).send().await.expect("send")
+        self.req(Method::GET, path, auth)
+            .send()
+            .await
+            .expect("send")
     }
 
-    pub async fn send_json(&self, method: Method, path: &str, auth: &Auth, body: Value) -> Response {
-        self.req(method, path, auth).json(&body).send().await.expect("send")
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Value,
+    ) -> Response {
+        self.req(method, path, auth)
+            .json(&body)
+            .send()
+            .await
+            .expect("send")
     }
 
     pub async fn tenant(&self, slug: &str) -> TenantId {
@@ -183,13 +224,18 @@ impl TestApp {
             slug: slug.to_owned(),
             created_at: Timestamp::from_millis(1),
         };
-        self.store.create_tenant(&t, &event(Some(&t.id), actions::TENANT_CREATED)).await.expect("tenant");
+        self.store
+            .create_tenant(&t, &event(Some(&t.id), actions::TENANT_CREATED))
+            .await
+            .expect("tenant");
         t.id
     }
 
     /// A user made directly in the store (as the CLI does), not yet signed in.
     pub async fn user(&self, tenant: &TenantId, email: &str, role: Role) -> String {
-        let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom).expect("h");
+        let hashing =
+            PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom)
+                .expect("h");
         let phc = hashing.hash(PASSWORD, &OsRandom).expect("hash");
         let u = User {
             id: UserId::from_random(random16()),
@@ -201,17 +247,35 @@ impl TestApp {
             created_at: Timestamp::from_millis(1),
             updated_at: Timestamp::from_millis(1),
         };
-        self.store.create_user(&u, Some(phc.as_str()), &event(Some(tenant), actions::USER_CREATED)).await.expect("user");
+        self.store
+            .create_user(
+                &u,
+                Some(phc.as_str()),
+                &event(Some(tenant), actions::USER_CREATED),
+            )
+            .await
+            .expect("user");
         u.id.to_string()
     }
 
     /// Signs in and returns the `Cookie:` header value.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let r = self
-            .send_json(Method::POST, "/api/v1/auth/login", &Auth::None, json!({"email": email, "password": password}))
+            .send_json(
+                Method::POST,
+                "/api/v1/auth/login",
+                &Auth::None,
+                json!({"email": email, "password": password}),
+            )
             .await;
         assert_eq!(r.status(), StatusCode::OK, "login {email}");
-        let set = r.headers().get("set-cookie").expect("set-cookie").to_str().expect("ascii").to_owned();
+        let set = r
+            .headers()
+            .get("set-cookie")
+            .expect("set-cookie")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         set.split(';').next().expect("cookie pair").to_owned()
     }
 
@@ -219,7 +283,10 @@ impl TestApp {
     pub async fn member(&self, tenant: &TenantId, email: &str, role: Role) -> Member {
         let id = self.user(tenant, email, role).await;
         let cookie = self.login(email, PASSWORD).await;
-        Member { id, auth: Auth::Cookie(cookie) }
+        Member {
+            id,
+            auth: Auth::Cookie(cookie),
+        }
     }
 
     /// Creates an API token from a session and returns its secret.
@@ -228,7 +295,9 @@ impl TestApp {
         if let Some(s) = scope {
             body["scope"] = json!(s);
         }
-        let r = self.send_json(Method::POST, "/api/v1/tokens", &member.auth, body).await;
+        let r = self
+            .send_json(Method::POST, "/api/v1/tokens", &member.auth, body)
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         let v: Value = r.json().await.expect("json");
         v["secret"].as_str().expect("secret").to_owned()
@@ -236,7 +305,11 @@ impl TestApp {
 
     pub async fn audit_actions(&self, tenant: &TenantId) -> Vec<(String, String)> {
         self.store
-            .list_audit(&AuditFilter { tenant_id: Some(tenant.clone()), limit: 1000, ..Default::default() })
+            .list_audit(&AuditFilter {
+                tenant_id: Some(tenant.clone()),
+                limit: 1000,
+                ..Default::default()
+            })
             .await
             .expect("audit")
             .into_iter()
@@ -245,14 +318,24 @@ impl TestApp {
     }
 
     pub async fn audit_count(&self) -> usize {
-        self.store.list_audit(&AuditFilter { limit: 100_000, ..Default::default() }).await.expect("audit").len()
+        self.store
+            .list_audit(&AuditFilter {
+                limit: 100_000,
+                ..Default::default()
+            })
+            .await
+            .expect("audit")
+            .len()
     }
 }
 
 /// Reads a problem+json body and checks its status and code.
 pub async fn expect_problem(r: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(r.status(), status, "status for expected {code}");
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_owned());
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
     assert_eq!(ct.as_deref(), Some("application/problem+json"));
     let v: Value = r.json().await.expect("problem json");
     assert_eq!(v["code"], code, "{v}");

@@ -3,8 +3,8 @@
 
 mod access;
 mod auth;
-mod harness;
 mod hardening;
+mod harness;
 mod input;
 mod tokens;
 mod users;

@@ -1,0 +1,343 @@
+//! `cargo xtask bench`: starts a release `ward serve` on loopback and measures, in
+//! one run, authenticated `GET /api/v1/me` against the `GET /healthz` baseline, and
+//! password sign-in latency and peak memory under 200 concurrent logins. The load
+//! generator is `wrk` (Debian package), installed if missing.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{cargo, run_step};
+
+const PASSWORD: &str = "benchmark passphrase 2026";
+const EMAIL: &str = "bench@bench.example";
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let postgres = args.iter().any(|a| a == "--postgres");
+    ensure_wrk()?;
+    run_step(
+        "build release ward",
+        cargo().args(["build", "--release", "--locked", "-p", "ward"]),
+    )?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let bin = PathBuf::from(target).join("release/ward");
+    let dir = std::env::temp_dir().join(format!("ward-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let port = free_port()?;
+    let db_url = if postgres {
+        Some(fresh_postgres_db()?)
+    } else {
+        None
+    };
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\nlog_level = \"warn\"\n{}\n\
+         [rate_limit]\nrequests_per_second = 0\nlogin_per_minute = 0\n\
+         [login_throttle]\nmax_failures_per_account = 1000000\nmax_failures_per_ip = 1000000\n",
+        db_url
+            .as_ref()
+            .map(|u| format!("database_url = \"{u}\""))
+            .unwrap_or_default()
+    );
+    std::fs::write(dir.join("ward.toml"), config).map_err(|e| e.to_string())?;
+    let ward = |args: &[&str], stdin: Option<&str>| -> Result<(), String> {
+        let mut child = Command::new(&bin)
+            .current_dir(&dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(s) = stdin {
+            child
+                .stdin
+                .take()
+                .ok_or("stdin")?
+                .write_all(s.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        drop(child.stdin.take());
+        let st = child.wait().map_err(|e| e.to_string())?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("ward {args:?} failed"))
+        }
+    };
+    ward(&["tenant", "create", "--name", "Bench"], None)?;
+    ward(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "bench",
+            "--email",
+            EMAIL,
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    )?;
+    let mut server = Server(
+        Command::new(&bin)
+            .current_dir(&dir)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?,
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(port)?;
+    let pid = server.0.id();
+
+    let cookie = login(port)?.1.ok_or("login returned no cookie")?;
+    let healthz = wrk(&[
+        "-t2",
+        "-c32",
+        "-d10s",
+        "--latency",
+        &format!("{base}/healthz"),
+    ])?;
+    let me = wrk(&[
+        "-t2",
+        "-c32",
+        "-d10s",
+        "--latency",
+        "-H",
+        &format!("Cookie: {cookie}"),
+        &format!("{base}/api/v1/me"),
+    ])?;
+
+    // One login at a time: the cost of a sign-in itself.
+    let mut single = Vec::new();
+    for _ in 0..20 {
+        single.push(login(port)?.0);
+    }
+    single.sort();
+    let single_p50 = single[single.len() / 2];
+
+    // 200 concurrent logins.
+    let script = dir.join("login.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = '{{\"email\":\"{EMAIL}\",\"password\":\"{PASSWORD}\"}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let rss_before = peak_rss_kib(pid)?;
+    let storm = wrk(&[
+        "-t2",
+        "-c200",
+        "-d20s",
+        "--timeout",
+        "30s",
+        "--latency",
+        "-s",
+        path_str(&script)?,
+        &format!("{base}/api/v1/auth/login"),
+    ])?;
+    let rss_peak = peak_rss_kib(pid)?;
+    server.stop();
+
+    let backend = if postgres { "PostgreSQL" } else { "SQLite" };
+    println!("\n## Ward benchmarks ({backend}, release build, wrk over loopback, 2 threads)\n");
+    println!("| measurement | req/s | p50 | p99 | relative to baseline |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| baseline: `GET /healthz` (32 connections) | {:.0} | {} | {} | 100% |",
+        healthz.rps, healthz.p50, healthz.p99
+    );
+    println!(
+        "| `GET /api/v1/me`, cookie session checked in the DB (32 connections) | {:.0} | {} | {} | {:.0}% of /healthz req/s |",
+        me.rps,
+        me.p50,
+        me.p99,
+        100.0 * me.rps / healthz.rps
+    );
+    println!(
+        "| `POST /api/v1/auth/login`, one client, Argon2id m=64 MiB t=3 p=4 | — | {:.0} ms | — | — |",
+        single_p50.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| `POST /api/v1/auth/login`, 200 concurrent connections | {:.1} | {} | {} | — |",
+        storm.rps, storm.p50, storm.p99
+    );
+    println!(
+        "\nPeak RSS of `ward serve`: {:.0} MiB before the login storm, {:.0} MiB peak during it (password_hashing.concurrency = 4).",
+        rss_before as f64 / 1024.0,
+        rss_peak as f64 / 1024.0
+    );
+    if storm.non_2xx > 0 {
+        println!("Login storm non-2xx responses: {}", storm.non_2xx);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+struct Server(Child);
+
+impl Server {
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str, String> {
+    p.to_str().ok_or_else(|| "non-UTF-8 path".to_owned())
+}
+
+fn ensure_wrk() -> Result<(), String> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    eprintln!("==> installing wrk (Debian package)");
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+    run_step(
+        "apt-get install wrk",
+        Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]),
+    )
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn fresh_postgres_db() -> Result<String, String> {
+    let name = format!("ward_bench_{}", std::process::id());
+    run_step(
+        "create benchmark database",
+        Command::new("psql").args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ]),
+    )?;
+    Ok(format!("postgres://postgres@127.0.0.1:5432/{name}"))
+}
+
+fn wait_ready(port: u16) -> Result<(), String> {
+    for _ in 0..100 {
+        if let Ok((status, _)) = http(
+            port,
+            "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        ) && status == 200
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("ward serve did not become ready".to_owned())
+}
+
+/// A raw HTTP/1.1 exchange; returns the status code and the whole response.
+fn http(port: u16, request: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("bad response")?;
+    Ok((status, resp))
+}
+
+/// Signs in; returns the latency and the `name=value` cookie pair.
+fn login(port: u16) -> Result<(Duration, Option<String>), String> {
+    let body = format!("{{\"email\":\"{EMAIL}\",\"password\":\"{PASSWORD}\"}}");
+    let req = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let started = Instant::now();
+    let (status, resp) = http(port, &req)?;
+    let took = started.elapsed();
+    if status != 200 {
+        return Err(format!("login answered {status}"));
+    }
+    let cookie = resp
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned);
+    Ok((took, cookie))
+}
+
+struct WrkResult {
+    rps: f64,
+    p50: String,
+    p99: String,
+    non_2xx: u64,
+}
+
+fn wrk(args: &[&str]) -> Result<WrkResult, String> {
+    eprintln!("==> wrk {}", args.join(" "));
+    let out = Command::new("wrk")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("wrk failed: {text}"));
+    }
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    let rps = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk output: {text}"))?;
+    let non_2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses:"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Ok(WrkResult {
+        rps,
+        p50: field("50%").unwrap_or_else(|| "?".into()),
+        p99: field("99%").unwrap_or_else(|| "?".into()),
+        non_2xx,
+    })
+}
+
+/// Peak resident set size (VmHWM) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> Result<u64, String> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| "no VmHWM in /proc status".to_owned())
+}
