@@ -280,7 +280,7 @@ fn start_server(env: &Env, extra_env: &[(&str, &str)]) -> (Server, String) {
         line.clear();
         let n = reader.read_line(&mut line).expect("read log");
         assert!(n > 0, "ward serve exited before listening");
-        if let Some(i) = line.find("address=http://") {
+        if let Some(i) = line.find("address=http") {
             let addr = line[i + "address=".len()..]
                 .split_whitespace()
                 .next()
@@ -449,4 +449,157 @@ fn unreachable_postgres_is_one_line() {
     let line = one_line_error(&out);
     assert!(line.contains("cannot reach the database"), "{line}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2-secret"));
+}
+
+fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(args)
+        .output()
+        .expect("curl is required for the TLS test (Debian package curl)")
+}
+
+#[tokio::test]
+async fn tls_serves_aead_only_with_secure_cookies() {
+    let env = Env::new(Backend::Sqlite).await;
+    let cert = env.dir.path.join("cert.pem");
+    let key = env.dir.path.join("key.pem");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is required for the TLS test (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
+    ok(&env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "admin@acme.example",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "correct horse battery staple",
+    ));
+    let (cert_s, key_s) = (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    );
+    let (server, base) = start_server(
+        &env,
+        &[("WARD_TLS__CERT", &cert_s), ("WARD_TLS__KEY", &key_s)],
+    );
+    assert!(base.starts_with("https://"), "{base}");
+    let out = curl(&[
+        "-sS",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--cacert",
+        &cert_s,
+        &format!("{base}/healthz"),
+    ]);
+    let headers = ok(&out).to_lowercase();
+    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    assert!(
+        headers.contains("strict-transport-security: max-age=63072000"),
+        "{headers}"
+    );
+    // TLS 1.2 with an AEAD suite works; CBC suites and TLS 1.1 do not.
+    let aead = curl(&[
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--cacert",
+        &cert_s,
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        "--ciphers",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        &format!("{base}/healthz"),
+    ]);
+    assert!(
+        aead.status.success(),
+        "{}",
+        String::from_utf8_lossy(&aead.stderr)
+    );
+    let cbc = curl(&[
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--cacert",
+        &cert_s,
+        "--tlsv1.2",
+        "--tls-max",
+        "1.2",
+        "--ciphers",
+        "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA",
+        &format!("{base}/healthz"),
+    ]);
+    assert!(!cbc.status.success(), "a CBC suite must be refused");
+    let old = curl(&[
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-k",
+        "--tls-max",
+        "1.1",
+        &format!("{base}/healthz"),
+    ]);
+    assert!(!old.status.success(), "TLS 1.1 must be refused");
+    // The session cookie is __Host- and Secure over TLS.
+    let out = curl(&[
+        "-sS",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--cacert",
+        &cert_s,
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"email":"admin@acme.example","password":"correct horse battery staple"}"#,
+        &format!("{base}/api/v1/auth/login"),
+    ]);
+    let headers = ok(&out);
+    let cookie = headers
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+        .expect("set-cookie");
+    assert!(
+        cookie.contains("__Host-ward_session=")
+            && cookie.contains("; Secure")
+            && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    drop(server);
 }

@@ -65,8 +65,17 @@ async fn every_route_allows_and_denies_by_the_matrix(backend: ward_store::Backen
             } else {
                 ward_core::UserId::from_random(random16()).to_string()
             };
+            let audit_before = app.audit_count().await;
             let r = call(&app, route.method, route.path, &member.auth, &target, n).await;
             let status = r.status();
+            if route.method != "GET" && status.is_success() {
+                assert!(
+                    app.audit_count().await > audit_before,
+                    "{} {} changed state without an audit event",
+                    route.method,
+                    route.path
+                );
+            }
             let allowed = match route.access {
                 Access::Public => true,
                 Access::Requires(p) => role.allows(p),
@@ -223,6 +232,18 @@ async fn openapi_covers_every_route(backend: ward_store::Backend) {
                 "{method} {path} is served but missing from the access table"
             );
         }
+    }
+}
+
+#[test]
+fn audit_doc_lists_every_action() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/audit.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/audit.md");
+    for action in ward_core::audit::actions::ALL {
+        assert!(
+            doc.contains(&format!("`{action}`")),
+            "docs/audit.md does not list `{action}`"
+        );
     }
 }
 
