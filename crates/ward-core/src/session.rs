@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::{Email, Role, SessionId, TenantId, Timestamp, UserId};
+use crate::user::User;
+use crate::{SessionId, TenantId, Timestamp, UserId};
 
 /// A session as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -69,13 +70,12 @@ impl SessionPolicy {
     }
 }
 
-/// A session joined with the facts about its user that authorisation needs.
+/// A session joined with its user as they are now (role and status are read on
+/// every request, so a demotion or a disable takes effect at once).
 #[derive(Debug, Clone)]
 pub struct SessionWithUser {
     pub session: Session,
-    pub email: Email,
-    pub role: Role,
-    pub user_disabled: bool,
+    pub user: User,
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::{Email, Role, TenantId, Timestamp, TokenId, UserId};
+use crate::user::User;
+use crate::{Role, TenantId, Timestamp, TokenId, UserId};
 
 /// Longest allowed token lifetime: one year. Long-lived automation should rotate.
 pub const MAX_TOKEN_LIFETIME_DAYS: i64 = 366;
@@ -40,7 +41,5 @@ impl ApiToken {
 #[derive(Debug, Clone)]
 pub struct TokenWithOwner {
     pub token: ApiToken,
-    pub owner_email: Email,
-    pub owner_role: Role,
-    pub owner_disabled: bool,
+    pub owner: User,
 }

@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use ward_core::audit::ActorKind;
 use ward_core::session::SessionState;
+use ward_core::user::User;
 use ward_core::{Actor, Permission, RequestContext, Role, SessionId, TenantId, TokenId, UserId};
 use ward_crypto::ApiTokenSecret;
 
@@ -110,6 +111,8 @@ pub struct Principal {
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub email: String,
+    /// The user as read on this request.
+    pub user: User,
     /// Effective role: for a token, the lesser of its scope and its owner's role.
     pub role: Role,
     pub via: AuthVia,
@@ -151,12 +154,9 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(p) = parts.extensions.get::<Principal>() {
-            return Ok(p.clone());
-        }
-        let principal = authenticate(parts, state).await?;
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
+        // Each handler extracts the principal once; nothing else reads it, so it is
+        // not cached in the request's extensions.
+        authenticate(parts, state).await
     }
 }
 
@@ -199,12 +199,19 @@ async fn authenticate_session(cookie: &str, state: &AppState) -> Result<Principa
     let sealed = state.keys.sessions.open(cookie).map_err(|_| invalid())?;
     let id = SessionId::parse(&sealed.session_id).ok_or_else(invalid)?;
     let found = state
-        .store()
-        .session_with_user(&id)
-        .await?
+        .sessions
+        .get(id.clone())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable",
+            )
+        })?
         .ok_or_else(invalid)?;
     let now = state.now();
-    if found.user_disabled
+    if found.user.disabled
         || state.settings.session.state(&found.session, now) != SessionState::Active
     {
         return Err(invalid());
@@ -215,8 +222,9 @@ async fn authenticate_session(cookie: &str, state: &AppState) -> Result<Principa
     Ok(Principal {
         tenant_id: found.session.tenant_id,
         user_id: found.session.user_id,
-        email: found.email.as_str().to_owned(),
-        role: found.role,
+        email: found.user.email.as_str().to_owned(),
+        role: found.user.role,
+        user: found.user,
         via: AuthVia::Session(id),
     })
 }
@@ -238,7 +246,7 @@ async fn authenticate_token(token: &str, state: &AppState) -> Result<Principal, 
         .await?
         .ok_or_else(invalid)?;
     let now = state.now();
-    if found.owner_disabled || !found.token.is_usable(now) {
+    if found.owner.disabled || !found.token.is_usable(now) {
         return Err(invalid());
     }
     let stale = found
@@ -251,8 +259,9 @@ async fn authenticate_token(token: &str, state: &AppState) -> Result<Principal, 
     Ok(Principal {
         tenant_id: found.token.tenant_id.clone(),
         user_id: found.token.user_id.clone(),
-        email: found.owner_email.as_str().to_owned(),
-        role: found.token.effective_role(found.owner_role),
+        email: found.owner.email.as_str().to_owned(),
+        role: found.token.effective_role(found.owner.role),
+        user: found.owner.clone(),
         via: AuthVia::Token {
             id: found.token.id.clone(),
             name: found.token.name.clone(),

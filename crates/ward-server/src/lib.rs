@@ -15,6 +15,7 @@ mod middleware;
 mod problem;
 mod routes;
 mod serve;
+mod session_lookup;
 mod settings;
 mod state;
 mod views;

@@ -26,6 +26,7 @@ pub struct AppState(Arc<Inner>);
 /// The shared state behind `AppState`.
 pub struct Inner {
     pub(crate) store: Store,
+    pub(crate) sessions: crate::session_lookup::SessionLookup,
     pub(crate) settings: ServerSettings,
     pub(crate) keys: Keys,
     pub(crate) hashing: PasswordHashing,
@@ -51,6 +52,7 @@ impl std::ops::Deref for AppState {
 const THROTTLE_MAX_KEYS: usize = 100_000;
 
 impl AppState {
+    /// Must be called inside a Tokio runtime (it starts the session-lookup task).
     pub fn new(
         store: Store,
         settings: ServerSettings,
@@ -70,6 +72,7 @@ impl AppState {
         let login_limiter = NonZeroU32::new(rl.login_per_minute)
             .map(|per_min| RateLimiter::dashmap(Quota::per_minute(per_min)));
         Self(Arc::new(Inner {
+            sessions: crate::session_lookup::SessionLookup::spawn(store.clone()),
             store,
             hash_permits: Semaphore::new(settings.password_hash_concurrency.max(1)),
             account_failures: Mutex::new(FailureThrottle::new(ThrottlePolicy {

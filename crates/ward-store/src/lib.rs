@@ -120,7 +120,7 @@ impl Store {
         let mut pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time is SQLite's model; a few readers help WAL.
-                Backend::Sqlite => settings.max_connections.min(8),
+                Backend::Sqlite => settings.max_connections.min(4),
                 Backend::Postgres => settings.max_connections,
             })
             .acquire_timeout(settings.connect_timeout);

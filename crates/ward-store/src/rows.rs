@@ -12,6 +12,10 @@ use crate::StoreError;
 
 pub(crate) const USER_COLUMNS: &str =
     "u.id, u.tenant_id, u.email, u.display_name, u.role, u.disabled, u.created_at, u.updated_at";
+/// User columns aliased with a `u_` prefix, for joins with another table's `id`.
+pub(crate) const USER_COLUMNS_PREFIXED: &str = "u.id AS u_id, u.tenant_id AS u_tenant_id, u.email AS u_email, \
+     u.display_name AS u_display_name, u.role AS u_role, u.disabled AS u_disabled, \
+     u.created_at AS u_created_at, u.updated_at AS u_updated_at";
 pub(crate) const SESSION_COLUMNS: &str = "s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, \
      s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_method";
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
@@ -39,16 +43,22 @@ pub(crate) fn tenant(r: &AnyRow) -> Result<Tenant, StoreError> {
 }
 
 pub(crate) fn user(r: &AnyRow) -> Result<User, StoreError> {
-    let role_text: String = r.try_get("role")?;
+    user_with_prefix(r, "")
+}
+
+/// A user read from columns named `{prefix}id`, `{prefix}email`, ...
+pub(crate) fn user_with_prefix(r: &AnyRow, prefix: &str) -> Result<User, StoreError> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let role_text: String = r.try_get(col("role").as_str())?;
     Ok(User {
-        id: UserId::from_stored(r.try_get("id")?),
-        tenant_id: TenantId::from_stored(r.try_get("tenant_id")?),
-        email: Email::from_stored(r.try_get("email")?),
-        display_name: r.try_get("display_name")?,
+        id: UserId::from_stored(r.try_get(col("id").as_str())?),
+        tenant_id: TenantId::from_stored(r.try_get(col("tenant_id").as_str())?),
+        email: Email::from_stored(r.try_get(col("email").as_str())?),
+        display_name: r.try_get(col("display_name").as_str())?,
         role: role(&role_text)?,
-        disabled: r.try_get::<i64, _>("disabled")? != 0,
-        created_at: ts(r, "created_at")?,
-        updated_at: ts(r, "updated_at")?,
+        disabled: r.try_get::<i64, _>(col("disabled").as_str())? != 0,
+        created_at: ts(r, &col("created_at"))?,
+        updated_at: ts(r, &col("updated_at"))?,
     })
 }
 
@@ -80,9 +90,4 @@ pub(crate) fn token(r: &AnyRow) -> Result<ApiToken, StoreError> {
         last_used_at: opt_ts(r, "last_used_at")?,
         revoked_at: opt_ts(r, "revoked_at")?,
     })
-}
-
-pub(crate) fn role_of(r: &AnyRow, col: &str) -> Result<Role, StoreError> {
-    let text: String = r.try_get(col)?;
-    role(&text)
 }

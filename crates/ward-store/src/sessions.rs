@@ -6,7 +6,7 @@ use ward_core::session::{Session, SessionWithUser};
 use ward_core::{AuditEvent, SessionId, TenantId, Timestamp, UserId};
 
 use crate::audit::insert_audit;
-use crate::rows::{self, SESSION_COLUMNS};
+use crate::rows::{self, SESSION_COLUMNS, USER_COLUMNS_PREFIXED};
 use crate::users::revoke_all_sessions;
 use crate::{Store, StoreError};
 
@@ -47,14 +47,14 @@ impl Store {
         Ok(())
     }
 
-    /// The session and its user's current role and status: one indexed read, done
+    /// The session and its user as they are now: one indexed read, done
     /// on every cookie-authenticated request.
     pub async fn session_with_user(
         &self,
         id: &SessionId,
     ) -> Result<Option<SessionWithUser>, StoreError> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS}, u.email AS user_email, u.role AS user_role, u.disabled AS user_disabled \
+            "SELECT {SESSION_COLUMNS}, {USER_COLUMNS_PREFIXED} \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -64,12 +64,45 @@ impl Store {
         row.map(|r| {
             Ok(SessionWithUser {
                 session: rows::session(&r)?,
-                email: ward_core::Email::from_stored(sqlx::Row::try_get(&r, "user_email")?),
-                role: rows::role_of(&r, "user_role")?,
-                user_disabled: sqlx::Row::try_get::<i64, _>(&r, "user_disabled")? != 0,
+                user: rows::user_with_prefix(&r, "u_")?,
             })
         })
         .transpose()
+    }
+
+    /// Several sessions with their users in one read, for the request-time lookup
+    /// batcher. The id list is padded to a few fixed sizes so the prepared-statement
+    /// cache sees a handful of statements, not one per batch size.
+    pub async fn sessions_with_users(
+        &self,
+        ids: &[SessionId],
+    ) -> Result<Vec<SessionWithUser>, StoreError> {
+        let Some(last) = ids.last() else {
+            return Ok(Vec::new());
+        };
+        let size = [1usize, 2, 4, 8, 16, 32, 64]
+            .into_iter()
+            .find(|n| *n >= ids.len())
+            .unwrap_or(ids.len());
+        let placeholders: Vec<String> = (1..=size).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS}, {USER_COLUMNS_PREFIXED} \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for i in 0..size {
+            q = q.bind(ids.get(i).unwrap_or(last).as_str().to_owned());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionWithUser {
+                    session: rows::session(r)?,
+                    user: rows::user_with_prefix(r, "u_")?,
+                })
+            })
+            .collect()
     }
 
     /// Records activity (throttled by the caller to once a minute per session).

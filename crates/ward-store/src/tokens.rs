@@ -1,11 +1,11 @@
 //! API tokens: stored by keyed digest, looked up by it, listed and revoked by owner.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 use ward_core::token::{ApiToken, TokenWithOwner};
 use ward_core::{AuditEvent, TenantId, Timestamp, TokenId, UserId};
 
 use crate::audit::insert_audit;
-use crate::rows::{self, TOKEN_COLUMNS};
+use crate::rows::{self, TOKEN_COLUMNS, USER_COLUMNS_PREFIXED};
 use crate::{Store, StoreError};
 
 impl Store {
@@ -40,7 +40,7 @@ impl Store {
         digest: &str,
     ) -> Result<Option<TokenWithOwner>, StoreError> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS}, u.email AS owner_email, u.role AS owner_role, u.disabled AS owner_disabled \
+            "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS_PREFIXED} \
              FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -50,9 +50,7 @@ impl Store {
         row.map(|r| {
             Ok(TokenWithOwner {
                 token: rows::token(&r)?,
-                owner_email: ward_core::Email::from_stored(r.try_get("owner_email")?),
-                owner_role: rows::role_of(&r, "owner_role")?,
-                owner_disabled: r.try_get::<i64, _>("owner_disabled")? != 0,
+                owner: rows::user_with_prefix(&r, "u_")?,
             })
         })
         .transpose()

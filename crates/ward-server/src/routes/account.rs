@@ -20,22 +20,16 @@ use crate::{ApiError, AppState};
 #[utoipa::path(get, path = "/api/v1/me", tag = "account",
     responses((status = 200, body = MeView), (status = 401, body = crate::Problem)),
     security(("session_cookie" = []), ("bearer" = [])))]
-pub(crate) async fn me(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Json<MeView>, ApiError> {
+pub(crate) async fn me(principal: Principal) -> Result<Json<MeView>, ApiError> {
     principal.require(Permission::ReadOwnAccount)?;
-    let user = state
-        .store()
-        .find_user(&principal.tenant_id, &principal.user_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    // The user was read together with the session, in the same query.
+    let user = &principal.user;
     let (by, session_id, token_id) = match &principal.via {
         AuthVia::Session(id) => ("session", Some(id.to_string()), None),
         AuthVia::Token { id, .. } => ("token", None, Some(id.to_string())),
     };
     Ok(Json(MeView {
-        user: UserView::from(&user),
+        user: UserView::from(user),
         authenticated_by: by.to_owned(),
         session_id,
         token_id,

@@ -16,6 +16,7 @@ on_both_backends!(
     disabling_or_password_change_revokes_sessions,
     tampered_foreign_and_expired_cookies_are_refused,
     outdated_password_hash_is_upgraded_on_login,
+    concurrent_requests_each_get_their_own_session,
 );
 
 async fn login_me_logout(backend: ward_store::Backend) {
@@ -400,4 +401,70 @@ async fn outdated_password_hash_is_upgraded_on_login(backend: ward_store::Backen
         .await
         .expect("audit");
     assert_eq!(login[0].details["password_rehashed"], true);
+}
+
+/// Session lookups of concurrent requests are batched into one query; each request
+/// must still get exactly its own session, and a revoked one must stay refused.
+async fn concurrent_requests_each_get_their_own_session(backend: ward_store::Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("acme").await;
+    let mut members = Vec::new();
+    for i in 0..6 {
+        members.push((
+            format!("u{i}@acme.example"),
+            app.member(&t, &format!("u{i}@acme.example"), Role::User)
+                .await,
+        ));
+    }
+    let revoked = app.member(&t, "gone@acme.example", Role::User).await;
+    let r = app
+        .req(Method::POST, "/api/v1/auth/logout", &revoked.auth)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let mut calls = Vec::new();
+    for round in 0..10 {
+        for (email, m) in &members {
+            calls.push((
+                Some(email.clone()),
+                app.req(Method::GET, "/api/v1/me", &m.auth).send(),
+            ));
+        }
+        if round % 2 == 0 {
+            calls.push((
+                None,
+                app.req(Method::GET, "/api/v1/me", &revoked.auth).send(),
+            ));
+        }
+    }
+    let (expected, futures): (Vec<_>, Vec<_>) = calls.into_iter().unzip();
+    let responses = futures_join_all(futures).await;
+    for (want, r) in expected.into_iter().zip(responses) {
+        let r = r.expect("send");
+        match want {
+            Some(email) => {
+                assert_eq!(r.status(), StatusCode::OK);
+                let v: Value = r.json().await.expect("json");
+                assert_eq!(v["user"]["email"], email.as_str());
+            }
+            None => {
+                expect_problem(r, StatusCode::UNAUTHORIZED, "session_invalid").await;
+            }
+        }
+    }
+}
+
+/// Runs the futures concurrently on the runtime and returns their outputs in order.
+async fn futures_join_all<F>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
 }
