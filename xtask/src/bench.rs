@@ -178,6 +178,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("Login storm non-2xx responses: {}", storm.non_2xx);
     }
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some(url) = db_url
+        && let Some(name) = url.rsplit('/').next()
+    {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {name}"),
+            ])
+            .status();
+    }
     Ok(())
 }
 
