@@ -12,6 +12,7 @@ mod audit;
 mod error;
 mod installation;
 mod migrate;
+mod revoke;
 mod rows;
 mod sessions;
 mod tenants;

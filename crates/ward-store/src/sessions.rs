@@ -6,6 +6,7 @@ use ward_core::session::{Session, SessionWithUser};
 use ward_core::{AuditEvent, SessionId, TenantId, Timestamp, UserId};
 
 use crate::audit::insert_audit;
+use crate::revoke::Revocable;
 use crate::rows::{self, SESSION_COLUMNS, USER_COLUMNS_PREFIXED};
 use crate::users::revoke_all_sessions;
 use crate::{Store, StoreError};
@@ -145,24 +146,8 @@ impl Store {
         now: Timestamp,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND user_id = $4 \
-             AND revoked_at IS NULL",
-        )
-        .bind(now.millis())
-        .bind(id.as_str().to_owned())
-        .bind(tenant.as_str().to_owned())
-        .bind(user.as_str().to_owned())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.revoke_owned(Revocable::Session, tenant, user, id.as_str(), now, audit)
+            .await
     }
 
     /// Revokes every live session of a user; returns how many.

@@ -10,6 +10,22 @@ use crate::Backend;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Declares `sqlite::NAME` and `postgres::NAME` tests for each `async fn NAME(Backend)`
+/// in the calling module, so every storage and API test runs on both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::Backend::Postgres).await } )*
+        }
+    };
+}
+
 /// The PostgreSQL server tests use.
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")

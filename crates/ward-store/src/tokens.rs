@@ -5,6 +5,7 @@ use ward_core::token::{ApiToken, TokenWithOwner};
 use ward_core::{AuditEvent, TenantId, Timestamp, TokenId, UserId};
 
 use crate::audit::insert_audit;
+use crate::revoke::Revocable;
 use crate::rows::{self, TOKEN_COLUMNS, USER_COLUMNS_PREFIXED};
 use crate::{Store, StoreError};
 
@@ -92,23 +93,7 @@ impl Store {
         now: Timestamp,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND user_id = $4 \
-             AND revoked_at IS NULL",
-        )
-        .bind(now.millis())
-        .bind(id.as_str().to_owned())
-        .bind(tenant.as_str().to_owned())
-        .bind(user.as_str().to_owned())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.revoke_owned(Revocable::ApiToken, tenant, user, id.as_str(), now, audit)
+            .await
     }
 }

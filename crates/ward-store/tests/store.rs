@@ -9,18 +9,7 @@ use ward_core::{
 use ward_store::testing::TestDatabase;
 use ward_store::{AuditFilter, Backend, Conflict, ConnectSettings, MIGRATIONS, Store, StoreError};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(ward_store::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name(ward_store::Backend::Postgres).await } )*
-        }
-    };
-}
-
-on_both_backends!(
+ward_store::on_both_backends!(
     migrations_apply_once_and_record_versions,
     audit_events_are_append_only,
     email_is_unique_across_tenants,

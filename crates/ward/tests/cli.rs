@@ -101,18 +101,7 @@ fn one_line_error(out: &Output) -> String {
     errors[0].to_owned()
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(ward_store::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name(ward_store::Backend::Postgres).await } )*
-        }
-    };
-}
-
-on_both_backends!(
+ward_store::on_both_backends!(
     first_start_generates_key_and_wrong_secret_touches_nothing,
     operator_manages_tenants_and_users,
     serve_end_to_end

@@ -7,7 +7,7 @@ use ward_core::Role;
 use ward_server::access::{Access, ROUTES, render_permissions_doc};
 
 use crate::harness::{Auth, PASSWORD, TestApp, expect_problem, random16, spawn_app};
-use crate::on_both_backends;
+use ward_store::on_both_backends;
 
 on_both_backends!(
     every_route_allows_and_denies_by_the_matrix,

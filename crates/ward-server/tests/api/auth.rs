@@ -6,7 +6,7 @@ use ward_core::Role;
 use ward_crypto::{OsRandom, PasswordHashParams, PasswordHashing, Purpose, SessionSealer};
 
 use crate::harness::{Auth, PASSWORD, expect_problem, spawn_app, spawn_app_with};
-use crate::on_both_backends;
+use ward_store::on_both_backends;
 
 on_both_backends!(
     login_me_logout,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use ward_core::Role;
 
 use crate::harness::{Auth, PASSWORD, captured_logs, expect_problem, spawn_app, spawn_app_with};
-use crate::on_both_backends;
+use ward_store::on_both_backends;
 
 on_both_backends!(
     cross_site_post_with_cookie_is_refused,

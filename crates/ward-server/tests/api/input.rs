@@ -5,7 +5,7 @@ use serde_json::Value;
 use ward_core::Role;
 
 use crate::harness::{expect_problem, spawn_app_with};
-use crate::on_both_backends;
+use ward_store::on_both_backends;
 
 on_both_backends!(bad_bodies_change_nothing, bad_queries_are_refused);
 

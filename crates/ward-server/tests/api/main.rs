@@ -8,18 +8,3 @@ mod harness;
 mod input;
 mod tokens;
 mod users;
-
-/// Declares `sqlite::name` and `postgres::name` tests for async fns taking a backend.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(ward_store::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(ward_store::Backend::Postgres).await } )*
-        }
-    };
-}

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use ward_core::Role;
 
 use crate::harness::{Auth, expect_problem, spawn_app};
-use crate::on_both_backends;
+use ward_store::on_both_backends;
 
 on_both_backends!(token_lifecycle, token_scope_limits_its_owner, tokens_expire);
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use ward_core::Role;
 
 use crate::harness::{PASSWORD, expect_problem, spawn_app};
-use crate::on_both_backends;
+use ward_store::on_both_backends;
 
 on_both_backends!(
     admin_creates_viewer_who_cannot_write,
