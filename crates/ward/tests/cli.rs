@@ -592,3 +592,25 @@ async fn tls_serves_aead_only_with_secure_cookies() {
     );
     drop(server);
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let env = Env::new(Backend::Sqlite).await;
+    let out = env.run(&["--log-format", "json", "migrate"]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut lines = 0;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        lines += 1;
+    }
+    assert!(
+        lines >= 2,
+        "expected the key warning and the migration: {stderr}"
+    );
+}
