@@ -6,17 +6,22 @@
 //! sees opaque, zeroizing key types whose `Debug` prints `[redacted]`.
 #![forbid(unsafe_code)]
 
+pub mod aead;
 pub mod api_token;
+pub mod envelope;
 pub mod master;
 pub mod password;
 pub mod random;
 pub mod session_token;
+pub mod tenant_key;
 
 pub use api_token::{ApiTokenHasher, ApiTokenSecret, TokenDigest};
 pub use master::{InstallationSalt, KeyCheckValue, MasterSecret, Purpose, PurposeKey};
 pub use password::{PasswordHashParams, PasswordHashing, PasswordVerification, PhcString};
 pub use random::{OsRandom, SecureRandom};
+pub use envelope::{EnvelopeHeader, FieldContext};
 pub use session_token::{SealedSession, SessionSealer};
+pub use tenant_key::{MasterCredentialKey, TenantKey, WrapContext};
 
 /// Errors from Ward's cryptography. Messages never contain key or secret material.
 #[derive(Debug, thiserror::Error)]
@@ -36,4 +41,18 @@ pub enum CryptoError {
     SessionToken,
     #[error("installation salt must be 32 bytes")]
     SaltFormat,
+    #[error("wrapping the tenant key failed")]
+    Wrap,
+    #[error("the wrapped tenant key does not unwrap under this master secret and context")]
+    Unwrap,
+    #[error("the encrypted value is truncated")]
+    EnvelopeTruncated,
+    #[error("unsupported envelope format version {0}")]
+    EnvelopeFormat(u8),
+    #[error("unsupported envelope algorithm {0}")]
+    EnvelopeAlgorithm(u8),
+    #[error("the value is too large to encrypt")]
+    EnvelopeTooLarge,
+    #[error("decryption failed: wrong key, or the value was altered or moved")]
+    Decrypt,
 }
