@@ -22,6 +22,16 @@ pub mod actions {
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const TOKEN_CREATED: &str = "token.created";
     pub const TOKEN_REVOKED: &str = "token.revoked";
+    pub const KEY_CREATED: &str = "key.created";
+    pub const KEY_ROTATED: &str = "key.rotated";
+    pub const KEY_DESTROYED: &str = "key.destroyed";
+    pub const KEY_POLICY_CHANGED: &str = "key.policy_changed";
+    pub const REENCRYPTION_STARTED: &str = "reencryption.started";
+    pub const REENCRYPTION_FINISHED: &str = "reencryption.finished";
+    pub const CONNECTION_CREATED: &str = "connection.created";
+    pub const CONNECTION_UPDATED: &str = "connection.updated";
+    pub const CONNECTION_DELETED: &str = "connection.deleted";
+    pub const CONNECTION_CREDENTIALS_USED: &str = "connection.credentials_used";
 
     pub const ALL: &[&str] = &[
         INSTALLATION_INITIALIZED,
@@ -37,6 +47,16 @@ pub mod actions {
         SESSION_REVOKED,
         TOKEN_CREATED,
         TOKEN_REVOKED,
+        KEY_CREATED,
+        KEY_ROTATED,
+        KEY_DESTROYED,
+        KEY_POLICY_CHANGED,
+        REENCRYPTION_STARTED,
+        REENCRYPTION_FINISHED,
+        CONNECTION_CREATED,
+        CONNECTION_UPDATED,
+        CONNECTION_DELETED,
+        CONNECTION_CREDENTIALS_USED,
     ];
 }
 

@@ -6,8 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod connection;
 pub mod email;
 pub mod ids;
+pub mod keys;
 pub mod password_policy;
 pub mod rbac;
 pub mod session;

@@ -8,16 +8,37 @@ pub const NONCE_LEN: usize = 12;
 /// 128-bit tag: SP 800-38D §5.2.1.2, the full tag length.
 pub const TAG_LEN: usize = 16;
 
-pub(crate) fn seal(key: &[u8; 32], nonce: &[u8; NONCE_LEN], plaintext: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn seal(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE_LEN],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Option<Vec<u8>> {
     let cipher = Aes256Gcm::new_from_slice(key).ok()?;
     let nonce = Nonce::try_from(&nonce[..]).ok()?;
-    cipher.encrypt(&nonce, Payload { msg: plaintext, aad }).ok()
+    cipher
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .ok()
 }
 
 pub(crate) fn open(key: &[u8; 32], nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
     let cipher = Aes256Gcm::new_from_slice(key).ok()?;
     let nonce = Nonce::try_from(nonce).ok()?;
-    cipher.decrypt(&nonce, Payload { msg: ciphertext, aad }).ok()
+    cipher
+        .decrypt(
+            &nonce,
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .ok()
 }
 
 /// Raw AES-256-GCM for the benchmark baseline (`cargo xtask bench`).

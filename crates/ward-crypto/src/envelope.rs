@@ -67,7 +67,11 @@ pub fn parse_header(envelope: &[u8]) -> Result<EnvelopeHeader, CryptoError> {
     salt.copy_from_slice(&envelope[6..6 + SALT_LEN]);
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&envelope[6 + SALT_LEN..HEADER_LEN]);
-    Ok(EnvelopeHeader { key_version: u32::from_be_bytes(version), salt, nonce })
+    Ok(EnvelopeHeader {
+        key_version: u32::from_be_bytes(version),
+        salt,
+        nonce,
+    })
 }
 
 /// Encrypts with a fresh random salt and nonce.
@@ -112,7 +116,11 @@ pub fn seal_with(
 }
 
 /// Decrypts. `key` must be the tenant key of the version in the header.
-pub fn open(key: &TenantKey, ctx: FieldContext<'_>, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+pub fn open(
+    key: &TenantKey,
+    ctx: FieldContext<'_>,
+    envelope: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let header = parse_header(envelope)?;
     let one_time = one_time_key(key, &header.salt);
     let aad = aad(&envelope[..HEADER_LEN], ctx);
@@ -144,20 +152,39 @@ mod tests {
     use super::*;
     use crate::OsRandom;
 
-    const CTX: FieldContext<'static> =
-        FieldContext { tenant_id: "tenant-a", entity: "connection", field: "credentials", row_id: "row-1" };
+    const CTX: FieldContext<'static> = FieldContext {
+        tenant_id: "tenant-a",
+        entity: "connection",
+        field: "credentials",
+        row_id: "row-1",
+    };
 
     #[test]
     fn round_trip_and_every_binding() {
         let key = TenantKey::generate(&OsRandom).expect("key");
         let env = seal(&key, 3, CTX, b"s3cret-token", &OsRandom).expect("seal");
         assert_eq!(parse_header(&env).expect("header").key_version, 3);
-        assert_eq!(open(&key, CTX, &env).expect("open").as_slice(), b"s3cret-token");
+        assert_eq!(
+            open(&key, CTX, &env).expect("open").as_slice(),
+            b"s3cret-token"
+        );
         for moved in [
-            FieldContext { tenant_id: "tenant-b", ..CTX },
-            FieldContext { entity: "case", ..CTX },
-            FieldContext { field: "base_url", ..CTX },
-            FieldContext { row_id: "row-2", ..CTX },
+            FieldContext {
+                tenant_id: "tenant-b",
+                ..CTX
+            },
+            FieldContext {
+                entity: "case",
+                ..CTX
+            },
+            FieldContext {
+                field: "base_url",
+                ..CTX
+            },
+            FieldContext {
+                row_id: "row-2",
+                ..CTX
+            },
         ] {
             assert!(matches!(open(&key, moved, &env), Err(CryptoError::Decrypt)));
         }
@@ -179,10 +206,16 @@ mod tests {
         }
         let mut bumped = env.clone();
         bumped[0] = 2;
-        assert!(matches!(open(&key, CTX, &bumped), Err(CryptoError::EnvelopeFormat(2))));
+        assert!(matches!(
+            open(&key, CTX, &bumped),
+            Err(CryptoError::EnvelopeFormat(2))
+        ));
         let mut alg = env.clone();
         alg[1] = 9;
-        assert!(matches!(open(&key, CTX, &alg), Err(CryptoError::EnvelopeAlgorithm(9))));
+        assert!(matches!(
+            open(&key, CTX, &alg),
+            Err(CryptoError::EnvelopeAlgorithm(9))
+        ));
         // Version bumped in the header: the AAD covers it.
         let mut version = env;
         version[5] ^= 1;
@@ -213,11 +246,24 @@ mod tests {
             let nonce: [u8; NONCE_LEN] = h("nonce").try_into().expect("12");
             let s = |k: &str| v["context"][k].as_str().expect("context").to_owned();
             let (t, e, f, r) = (s("tenant_id"), s("entity"), s("field"), s("row_id"));
-            let ctx = FieldContext { tenant_id: &t, entity: &e, field: &f, row_id: &r };
+            let ctx = FieldContext {
+                tenant_id: &t,
+                entity: &e,
+                field: &f,
+                row_id: &r,
+            };
             let version = u32::try_from(v["key_version"].as_u64().expect("version")).expect("u32");
             let sealed = seal_with(&key, version, ctx, &h("plaintext"), salt, nonce).expect("seal");
-            assert_eq!(hex::encode(&sealed), v["envelope"].as_str().expect("envelope"), "{}", v["name"]);
-            assert_eq!(open(&key, ctx, &sealed).expect("open").as_slice(), h("plaintext").as_slice());
+            assert_eq!(
+                hex::encode(&sealed),
+                v["envelope"].as_str().expect("envelope"),
+                "{}",
+                v["name"]
+            );
+            assert_eq!(
+                open(&key, ctx, &sealed).expect("open").as_slice(),
+                h("plaintext").as_slice()
+            );
         }
     }
 }

@@ -16,10 +16,10 @@ pub mod session_token;
 pub mod tenant_key;
 
 pub use api_token::{ApiTokenHasher, ApiTokenSecret, TokenDigest};
+pub use envelope::{EnvelopeHeader, FieldContext};
 pub use master::{InstallationSalt, KeyCheckValue, MasterSecret, Purpose, PurposeKey};
 pub use password::{PasswordHashParams, PasswordHashing, PasswordVerification, PhcString};
 pub use random::{OsRandom, SecureRandom};
-pub use envelope::{EnvelopeHeader, FieldContext};
 pub use session_token::{SealedSession, SessionSealer};
 pub use tenant_key::{MasterCredentialKey, TenantKey, WrapContext};
 

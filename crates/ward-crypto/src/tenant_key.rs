@@ -68,10 +68,17 @@ impl std::fmt::Debug for MasterCredentialKey {
 
 impl MasterCredentialKey {
     pub fn derive(master: &MasterSecret, salt: &InstallationSalt) -> Self {
-        Self(Zeroizing::new(*master.derive(salt, Purpose::Credentials).bytes()))
+        Self(Zeroizing::new(
+            *master.derive(salt, Purpose::Credentials).bytes(),
+        ))
     }
 
-    pub fn wrap(&self, key: &TenantKey, ctx: WrapContext<'_>, rng: &dyn SecureRandom) -> Result<Vec<u8>, CryptoError> {
+    pub fn wrap(
+        &self,
+        key: &TenantKey,
+        ctx: WrapContext<'_>,
+        rng: &dyn SecureRandom,
+    ) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce)?;
         let ct = aead::seal(&self.0, &nonce, key.bytes(), &ctx.aad()).ok_or(CryptoError::Wrap)?;
@@ -87,7 +94,8 @@ impl MasterCredentialKey {
             return Err(CryptoError::Unwrap);
         }
         let (nonce, ct) = wrapped[1..].split_at(NONCE_LEN);
-        let pt = Zeroizing::new(aead::open(&self.0, nonce, ct, &ctx.aad()).ok_or(CryptoError::Unwrap)?);
+        let pt =
+            Zeroizing::new(aead::open(&self.0, nonce, ct, &ctx.aad()).ok_or(CryptoError::Unwrap)?);
         let arr: [u8; 32] = pt.as_slice().try_into().map_err(|_| CryptoError::Unwrap)?;
         Ok(TenantKey(Zeroizing::new(arr)))
     }
@@ -112,22 +120,38 @@ mod tests {
             [byte; 32],
         ))
         .expect("secret");
-        MasterCredentialKey::derive(&secret, &InstallationSalt::from_bytes(&[5; 32]).expect("salt"))
+        MasterCredentialKey::derive(
+            &secret,
+            &InstallationSalt::from_bytes(&[5; 32]).expect("salt"),
+        )
     }
 
     #[test]
     fn wrap_binds_tenant_version_and_master() {
         let k = TenantKey::generate(&OsRandom).expect("key");
-        let ctx = WrapContext { tenant_id: "tenant-a", key_version: 1, master_version: 1 };
+        let ctx = WrapContext {
+            tenant_id: "tenant-a",
+            key_version: 1,
+            master_version: 1,
+        };
         let wrapped = mck(1).wrap(&k, ctx, &OsRandom).expect("wrap");
         assert_eq!(wrapped.len(), WRAPPED_LEN);
         let back = mck(1).unwrap(&wrapped, ctx).expect("unwrap");
         assert_eq!(back.bytes(), k.bytes());
         // Copied to another company, another version, another master version: refused.
         for other in [
-            WrapContext { tenant_id: "tenant-b", ..ctx },
-            WrapContext { key_version: 2, ..ctx },
-            WrapContext { master_version: 2, ..ctx },
+            WrapContext {
+                tenant_id: "tenant-b",
+                ..ctx
+            },
+            WrapContext {
+                key_version: 2,
+                ..ctx
+            },
+            WrapContext {
+                master_version: 2,
+                ..ctx
+            },
         ] {
             assert!(mck(1).unwrap(&wrapped, other).is_err());
         }

@@ -7,6 +7,7 @@
 pub enum Conflict {
     EmailTaken,
     SlugTaken,
+    ConnectionNameTaken,
     AlreadyInitialized,
     Other,
 }
@@ -43,6 +44,10 @@ impl From<sqlx::Error> for StoreError {
                 Conflict::EmailTaken
             } else if text.contains("tenants_slug_key") || text.contains("tenants.slug") {
                 Conflict::SlugTaken
+            } else if text.contains("connections_tenant_name_key")
+                || text.contains("connections.tenant_id")
+            {
+                Conflict::ConnectionNameTaken
             } else if text.contains("installation") {
                 Conflict::AlreadyInitialized
             } else {

@@ -9,8 +9,11 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod connections;
+pub mod encrypted;
 mod error;
 mod installation;
+mod keys;
 mod migrate;
 mod revoke;
 mod rows;
@@ -28,8 +31,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::AuditFilter;
+pub use connections::SealedCredentials;
+pub use encrypted::{ENCRYPTED_FIELDS, EncryptedField, StoredCiphertext};
 pub use error::{Conflict, StoreError};
 pub use installation::InstallationRecord;
+pub use keys::StoredKey;
 pub use migrate::MIGRATIONS;
 pub use users::UpdateOutcome;
 

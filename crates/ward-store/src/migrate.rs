@@ -13,12 +13,20 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Append only: never edit one that has shipped.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sqlite: include_str!("migrations/0001_foundation.sqlite.sql"),
-    postgres: include_str!("migrations/0001_foundation.postgres.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sqlite: include_str!("migrations/0001_foundation.sqlite.sql"),
+        postgres: include_str!("migrations/0001_foundation.postgres.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "tenant_keys_connections",
+        sqlite: include_str!("migrations/0002_tenant_keys_connections.sqlite.sql"),
+        postgres: include_str!("migrations/0002_tenant_keys_connections.postgres.sql"),
+    },
+];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,
 /// so several instances starting at once migrate one at a time.
