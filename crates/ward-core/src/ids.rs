@@ -60,6 +60,10 @@ id_type!(
     /// An audit event.
     EventId
 );
+id_type!(
+    /// A SIEM connection.
+    ConnectionId
+);
 
 #[cfg(test)]
 mod tests {

@@ -84,12 +84,18 @@ pub enum Permission {
     ApproveChanges,
     /// Company settings: SSO, MFA policy, retention.
     ManageSettings,
-    /// Encryption keys: rotation and status.
+    /// Encryption keys: rotation and policy.
     ManageKeys,
+    /// See key versions and re-encryption progress.
+    ReadKeyStatus,
+    /// See SIEM connections' metadata (never their credentials).
+    ReadConnections,
+    /// Create, change, delete and test SIEM connections.
+    ManageConnections,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 14] = [
         Permission::ReadOwnAccount,
         Permission::ManageOwnSessions,
         Permission::ManageOwnTokens,
@@ -101,6 +107,9 @@ impl Permission {
         Permission::ApproveChanges,
         Permission::ManageSettings,
         Permission::ManageKeys,
+        Permission::ReadKeyStatus,
+        Permission::ReadConnections,
+        Permission::ManageConnections,
     ];
 
     /// The matrix. Admin: everything in the company. User: create and edit work
@@ -113,12 +122,14 @@ impl Permission {
             | Permission::ManageOwnSessions
             | Permission::ManageOwnTokens
             | Permission::ReadUsers
+            | Permission::ReadConnections
             | Permission::ReadWorkObjects => &[Admin, User, Viewer],
             Permission::WriteWorkObjects | Permission::ApproveChanges => &[Admin, User],
-            Permission::ReadAuditLog => &[Admin, Viewer],
-            Permission::ManageUsers | Permission::ManageSettings | Permission::ManageKeys => {
-                &[Admin]
-            }
+            Permission::ReadAuditLog | Permission::ReadKeyStatus => &[Admin, Viewer],
+            Permission::ManageUsers
+            | Permission::ManageSettings
+            | Permission::ManageKeys
+            | Permission::ManageConnections => &[Admin],
         }
     }
 
@@ -135,6 +146,9 @@ impl Permission {
             Permission::ApproveChanges => "approve_changes",
             Permission::ManageSettings => "manage_settings",
             Permission::ManageKeys => "manage_keys",
+            Permission::ReadKeyStatus => "read_key_status",
+            Permission::ReadConnections => "read_connections",
+            Permission::ManageConnections => "manage_connections",
         }
     }
 
@@ -156,7 +170,14 @@ impl Permission {
                 "Approve or reject another person's change (separation of duties applies)"
             }
             Permission::ManageSettings => "Company settings: SSO providers, MFA policy, retention",
-            Permission::ManageKeys => "Encryption keys: rotation and status",
+            Permission::ManageKeys => "Encryption keys: rotation and rotation policy",
+            Permission::ReadKeyStatus => "See key versions and re-encryption progress",
+            Permission::ReadConnections => {
+                "See SIEM connections' metadata (never their credentials)"
+            }
+            Permission::ManageConnections => {
+                "Create, change, delete and test SIEM connections (credentials are write-only)"
+            }
         }
     }
 }
@@ -216,6 +237,7 @@ mod tests {
                     | Permission::ManageUsers
                     | Permission::ManageSettings
                     | Permission::ManageKeys
+                    | Permission::ManageConnections
             );
             assert_eq!(viewer, !writes, "viewer is read-only: {p:?}");
         }

@@ -27,6 +27,8 @@ use crate::{ApiError, AppState};
         (name = "sessions", description = "The caller's sessions"),
         (name = "tokens", description = "The caller's API tokens"),
         (name = "audit", description = "The company's audit trail"),
+        (name = "connections", description = "SIEM connections; credentials are write-only"),
+        (name = "keys", description = "The company's encryption keys"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

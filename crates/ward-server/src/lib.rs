@@ -10,6 +10,7 @@ mod app;
 pub mod client_ip;
 mod clock;
 mod extract;
+pub mod keyring;
 mod metrics;
 mod middleware;
 mod problem;

@@ -18,6 +18,8 @@ use crate::{Clock, ServerSettings};
 pub struct Keys {
     pub sessions: SessionSealer,
     pub api_tokens: ApiTokenHasher,
+    /// Tenant keys: wrapping under the master credential key, field encryption.
+    pub keyring: crate::keyring::Keyring,
 }
 
 #[derive(Clone)]

@@ -246,3 +246,114 @@ pub struct AuditPage {
 pub struct Health {
     pub status: String,
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    pub id: String,
+    pub name: String,
+    /// `splunk`, `elastic`, `sentinel`, `crowdstrike` or `generic-http`.
+    pub kind: String,
+    pub base_url: String,
+    /// Which credential fields are set. Their values are never returned.
+    pub credential_fields: Vec<String>,
+    pub credentials_changed_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&ward_core::connection::Connection> for ConnectionView {
+    fn from(c: &ward_core::connection::Connection) -> Self {
+        Self {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            kind: c.kind.as_str().to_owned(),
+            base_url: c.base_url.clone(),
+            credential_fields: c.credential_fields.clone(),
+            credentials_changed_at: c.credentials_changed_at.to_rfc3339(),
+            created_at: c.created_at.to_rfc3339(),
+            updated_at: c.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub connections: Vec<ConnectionView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnectionRequest {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    /// By kind: splunk `token`; elastic `token` or `username`+`password`; sentinel
+    /// and crowdstrike `client_id`+`client_secret`; generic-http `token` or
+    /// `username`+`password`. Write-only: never returned.
+    #[schema(value_type = Object)]
+    pub credentials: ward_core::connection::Credentials,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnectionRequest {
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    /// Replaces all credentials when present (same shapes as on create).
+    #[schema(value_type = Option<Object>)]
+    pub credentials: Option<ward_core::connection::Credentials>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionTestResult {
+    pub reachable: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyVersionView {
+    pub version: u32,
+    /// `active`, `decrypt_only` or `destroyed`.
+    pub state: String,
+    pub master_version: u32,
+    pub created_at: String,
+    pub retired_at: Option<String>,
+    pub destroyed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProgress {
+    pub entity: String,
+    pub field: String,
+    /// Ciphertexts per key version.
+    pub by_version: Vec<VersionCount>,
+    /// Ciphertexts not yet under the active version.
+    pub remaining: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionCount {
+    pub version: u32,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyStatus {
+    pub active_version: Option<u32>,
+    pub versions: Vec<KeyVersionView>,
+    pub fields: Vec<FieldProgress>,
+    pub rotation_interval_days: i64,
+    pub next_rotation_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKey {
+    pub version: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicyRequest {
+    /// 1 to 3650 days.
+    pub rotation_interval_days: i64,
+}

@@ -10,6 +10,9 @@ use crate::{Store, StoreError};
 pub struct InstallationRecord {
     pub salt: Vec<u8>,
     pub key_check: Vec<u8>,
+    /// Which master secret generation wraps the tenant keys (1 until the first
+    /// master-secret rotation).
+    pub master_version: u32,
 }
 
 impl Store {
@@ -19,13 +22,20 @@ impl Store {
         if self.schema_version().await?.is_none() {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT salt, key_check FROM installation WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        // Version 1 predates the master_version column.
+        let sql = if self.schema_version().await?.unwrap_or(0) >= 2 {
+            "SELECT salt, key_check, master_version FROM installation WHERE id = 1"
+        } else {
+            "SELECT salt, key_check, 1 AS master_version FROM installation WHERE id = 1"
+        };
+        let row = sqlx::query(sql).fetch_optional(&self.pool).await?;
         row.map(|r| {
+            let mv: i64 = r.try_get("master_version")?;
             Ok(InstallationRecord {
                 salt: r.try_get("salt")?,
                 key_check: r.try_get("key_check")?,
+                master_version: u32::try_from(mv)
+                    .map_err(|_| StoreError::Corrupt("master version".into()))?,
             })
         })
         .transpose()

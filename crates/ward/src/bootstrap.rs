@@ -21,6 +21,7 @@ pub struct Installation {
     pub store: Store,
     pub master: MasterSecret,
     pub salt: InstallationSalt,
+    pub master_version: u32,
 }
 
 impl Installation {
@@ -28,6 +29,11 @@ impl Installation {
         Keys {
             sessions: SessionSealer::new(&self.master.derive(&self.salt, Purpose::Sessions)),
             api_tokens: ApiTokenHasher::new(&self.master.derive(&self.salt, Purpose::ApiTokens)),
+            keyring: ward_server::keyring::Keyring::new(
+                ward_crypto::MasterCredentialKey::derive(&self.master, &self.salt),
+                self.master_version,
+                std::sync::Arc::new(OsRandom),
+            ),
         }
     }
 }
@@ -75,7 +81,7 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
         .map_err(|e| anyhow!("cannot read the database: {e}"))?;
     let key_file = settings.data_dir.join("master.key");
     let configured = configured_secret(settings, &key_file)?;
-    let (master, salt) = match existing {
+    let (master, salt, master_version) = match existing {
         Some(record) => {
             let master = configured.ok_or_else(|| {
                 anyhow!(
@@ -89,7 +95,7 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
                 .migrate()
                 .await
                 .map_err(|e| anyhow!("migration failed: {e}"))?;
-            (master, salt)
+            (master, salt, record.master_version)
         }
         None => {
             let master = match configured {
@@ -105,6 +111,7 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
             let record = InstallationRecord {
                 salt: salt.as_bytes().to_vec(),
                 key_check: master.key_check(&salt).as_bytes().to_vec(),
+                master_version: 1,
             };
             let event = AuditEvent::new(
                 new_event_id()?,
@@ -115,7 +122,7 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
                 actions::INSTALLATION_INITIALIZED,
             );
             match store.initialize_installation(&record, &event).await {
-                Ok(()) => (master, salt),
+                Ok(()) => (master, salt, 1),
                 // Another instance initialised it first: check against theirs.
                 Err(StoreError::Conflict(Conflict::AlreadyInitialized)) => {
                     let theirs = store
@@ -123,7 +130,7 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
                         .await?
                         .ok_or_else(|| anyhow!("installation row vanished"))?;
                     let salt = verify(&master, &theirs)?;
-                    (master, salt)
+                    (master, salt, theirs.master_version)
                 }
                 Err(e) => return Err(anyhow!("cannot initialise the installation: {e}")),
             }
@@ -133,6 +140,7 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
         store,
         master,
         salt,
+        master_version,
     })
 }
 

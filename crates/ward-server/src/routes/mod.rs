@@ -3,7 +3,9 @@
 mod account;
 mod audit;
 mod auth;
+pub(crate) mod connections;
 mod health;
+pub(crate) mod keys;
 mod sessions;
 mod tokens;
 mod users;
@@ -33,6 +35,19 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(audit::list_events))
+        .routes(routes!(
+            connections::list_connections,
+            connections::create_connection
+        ))
+        .routes(routes!(
+            connections::get_connection,
+            connections::update_connection,
+            connections::delete_connection
+        ))
+        .routes(routes!(connections::test_connection))
+        .routes(routes!(keys::status))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(keys::set_policy))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

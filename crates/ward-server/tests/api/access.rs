@@ -25,6 +25,12 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
         ),
         ("PATCH", "/api/v1/users/{id}") => Some(json!({"display_name": format!("renamed {n}")})),
         ("POST", "/api/v1/tokens") => Some(json!({"name": "matrix"})),
+        ("POST", "/api/v1/connections") => {
+            Some(json!({"name": format!("conn {n}"), "kind": "splunk",
+            "base_url": "https://splunk.example:8089", "credentials": {"token": "matrix-token"}}))
+        }
+        ("PATCH", "/api/v1/connections/{id}") => Some(json!({"name": format!("renamed {n}")})),
+        ("PUT", "/api/v1/keys/policy") => Some(json!({"rotation_interval_days": 30})),
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": PASSWORD, "new_password": "matrix new passphrase"}))
         }

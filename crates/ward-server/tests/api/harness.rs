@@ -119,6 +119,11 @@ async fn spawn_on(
     let keys = Keys {
         sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
         api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
+        keyring: ward_server::keyring::Keyring::new(
+            ward_crypto::MasterCredentialKey::derive(&master, &salt),
+            1,
+            Arc::new(OsRandom),
+        ),
     };
     let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom)
         .expect("hashing");
@@ -183,6 +188,10 @@ fn event(tenant: Option<&TenantId>, action: &'static str) -> AuditEvent {
 }
 
 impl TestApp {
+    pub fn db_url(&self) -> String {
+        self._db.url.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

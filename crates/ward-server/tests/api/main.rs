@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod connections;
 mod hardening;
 mod harness;
 mod input;
