@@ -14,6 +14,7 @@ pub mod keyring;
 mod metrics;
 mod middleware;
 mod problem;
+pub mod reencrypt;
 mod routes;
 mod serve;
 mod session_lookup;

@@ -38,6 +38,17 @@ pub async fn serve(
             }
         })
     };
+    let maintenance = {
+        let holder = state
+            .random_id_bytes()
+            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+            .unwrap_or_else(|_| "instance".to_owned());
+        tokio::spawn(crate::reencrypt::run_forever(
+            state.clone(),
+            state.settings.key_maintenance,
+            holder,
+        ))
+    };
     let tls = state.settings.tls.clone();
     let app = build_app(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = match tls {
@@ -63,6 +74,7 @@ pub async fn serve(
         }
     };
     housekeeping.abort();
+    maintenance.abort();
     result
 }
 

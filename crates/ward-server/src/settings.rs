@@ -22,6 +22,8 @@ pub struct ServerSettings {
     pub password_hash_concurrency: usize,
     /// TLS certificate and key; `None` serves plain HTTP (behind a TLS proxy, or local).
     pub tls: Option<TlsFiles>,
+    /// The background key-maintenance job (rotation, re-encryption, destruction).
+    pub key_maintenance: crate::reencrypt::ReencryptSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,7 @@ impl Default for ServerSettings {
             login_throttle: LoginThrottleSettings::default(),
             password_hash_concurrency: 4,
             tls: None,
+            key_maintenance: crate::reencrypt::ReencryptSettings::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod encrypted;
 mod error;
 mod installation;
 mod keys;
+mod leases;
 mod migrate;
 mod revoke;
 mod rows;

@@ -63,6 +63,29 @@ pub struct Settings {
     pub rate_limit: RateLimitSection,
     pub login_throttle: LoginThrottleSection,
     pub password_hashing: PasswordHashingSection,
+    pub key_maintenance: KeyMaintenanceSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyMaintenanceSection {
+    /// Ciphertexts re-encrypted per batch.
+    pub batch_size: u32,
+    /// Throttle: most ciphertexts re-encrypted per second (0 = unthrottled).
+    pub max_rows_per_second: u32,
+    /// Seconds between passes.
+    pub interval_seconds: u64,
+}
+
+impl Default for KeyMaintenanceSection {
+    fn default() -> Self {
+        let d = ward_server::reencrypt::ReencryptSettings::default();
+        Self {
+            batch_size: d.batch_size,
+            max_rows_per_second: d.max_rows_per_second,
+            interval_seconds: d.idle_interval.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +151,7 @@ impl Default for Settings {
             rate_limit: RateLimitSection::default(),
             login_throttle: LoginThrottleSection::default(),
             password_hashing: PasswordHashingSection::default(),
+            key_maintenance: KeyMaintenanceSection::default(),
         }
     }
 }
@@ -282,6 +306,13 @@ impl Settings {
         if l.max_failures_per_account == 0 || l.max_failures_per_ip == 0 || l.window_minutes < 1 {
             bail!("login_throttle: failures must be at least 1 and window_minutes at least 1");
         }
+        let km = &self.key_maintenance;
+        if !(1..=10_000).contains(&km.batch_size) {
+            bail!("key_maintenance.batch_size: must be between 1 and 10000");
+        }
+        if !(1..=86_400).contains(&km.interval_seconds) {
+            bail!("key_maintenance.interval_seconds: must be between 1 and 86400");
+        }
         let ph = &self.password_hashing;
         self.password_params()?;
         if !(1..=64).contains(&ph.concurrency) {
@@ -368,6 +399,14 @@ impl Settings {
                     key: key.clone(),
                 }),
                 _ => None,
+            },
+            key_maintenance: ward_server::reencrypt::ReencryptSettings {
+                batch_size: self.key_maintenance.batch_size,
+                max_rows_per_second: self.key_maintenance.max_rows_per_second,
+                idle_interval: std::time::Duration::from_secs(
+                    self.key_maintenance.interval_seconds,
+                ),
+                ..Default::default()
             },
         })
     }

@@ -357,3 +357,262 @@ async fn bad_connection_input_changes_nothing(backend: ward_store::Backend) {
     // Only the one successful create (and its key creation) was audited.
     assert_eq!(app.audit_count().await, before + 2);
 }
+
+mod maintenance {
+    use reqwest::{Method, StatusCode};
+    use serde_json::Value;
+    use ward_core::Role;
+    use ward_server::reencrypt::{LEASE_NAME, ReencryptSettings, run_pass};
+    use ward_store::on_both_backends;
+
+    use super::{create, raw_credentials};
+    use crate::harness::{expect_problem, spawn_app};
+
+    on_both_backends!(
+        reencryption_moves_everything_and_destroys_the_old_version,
+        one_worker_holds_the_lease,
+        scheduled_rotation
+    );
+
+    async fn reencryption_moves_everything_and_destroys_the_old_version(
+        backend: ward_store::Backend,
+    ) {
+        let app = spawn_app(backend).await;
+        let t = app.tenant("acme").await;
+        let admin = app.member(&t, "admin@acme.example", Role::Admin).await;
+        let mut ids = Vec::new();
+        for i in 0..25 {
+            ids.push(
+                create(&app, &admin.auth, &format!("c{i}"), &format!("token-{i}")).await["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+            );
+        }
+        let old_bytes = raw_credentials(&app, &ids[0]).await;
+        let r = app
+            .req(Method::POST, "/api/v1/keys/rotate", &admin.auth)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::OK);
+        // A live write during re-encryption: already under v2, must not be overwritten.
+        let batch = app
+            .store
+            .stale_ciphertexts(&ward_store::ENCRYPTED_FIELDS[0], &t, 2, "", 100)
+            .await
+            .expect("stale");
+        assert_eq!(batch.len(), 25);
+        let r = app
+            .send_json(
+                Method::PATCH,
+                &format!("/api/v1/connections/{}", ids[1]),
+                &admin.auth,
+                serde_json::json!({"credentials": {"token": "written-meanwhile"}}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let live = batch.iter().find(|c| c.row_id == ids[1]).expect("row");
+        let swapped = app
+            .store
+            .swap_ciphertext(
+                &ward_store::ENCRYPTED_FIELDS[0],
+                &t,
+                &live.row_id,
+                &live.envelope,
+                &live.envelope,
+                1,
+            )
+            .await
+            .expect("cas");
+        assert!(
+            !swapped,
+            "compare-and-swap refuses a ciphertext changed meanwhile"
+        );
+
+        let settings = ReencryptSettings {
+            batch_size: 7,
+            max_rows_per_second: 0,
+            ..Default::default()
+        };
+        // The server's own worker took the lease at start; let it expire.
+        app.clock.advance_secs(31);
+        let now = app.state.now();
+        assert!(
+            app.store
+                .acquire_lease(LEASE_NAME, "test", now, now.plus_seconds(60))
+                .await
+                .expect("lease")
+        );
+        let report = run_pass(&app.state, &t, &settings, "test")
+            .await
+            .expect("pass");
+        assert_eq!(report.moved, 24, "{report:?}");
+        assert_eq!(report.destroyed, 1);
+        let status: Value = app
+            .get("/api/v1/keys/status", &admin.auth)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(status["fields"][0]["remaining"], 0, "{status}");
+        assert_eq!(status["versions"][1]["state"], "destroyed");
+        for id in &ids {
+            assert_eq!(&raw_credentials(&app, id).await[2..6], &[0, 0, 0, 2]);
+            let r = app
+                .req(
+                    Method::POST,
+                    &format!("/api/v1/connections/{id}/test"),
+                    &admin.auth,
+                )
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        let actions = app.audit_actions(&t).await;
+        for a in [
+            "reencryption.started",
+            "reencryption.finished",
+            "key.destroyed",
+        ] {
+            assert!(actions.iter().any(|(x, _)| x == a), "{a}");
+        }
+        // A ciphertext of the destroyed version can never be read again: clear error
+        // naming the version.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&app.db_url()).await.expect("pool");
+        sqlx::query("UPDATE connections SET credentials = $1 WHERE id = $2")
+            .bind(old_bytes)
+            .bind(ids[0].clone())
+            .execute(&pool)
+            .await
+            .expect("restore old");
+        pool.close().await;
+        let r = app
+            .req(
+                Method::POST,
+                &format!("/api/v1/connections/{}/test", ids[0]),
+                &admin.auth,
+            )
+            .send()
+            .await
+            .expect("send");
+        let p = expect_problem(r, StatusCode::CONFLICT, "key_destroyed").await;
+        assert!(
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("version 1")),
+            "{p}"
+        );
+        // A second pass has nothing to do.
+        let again = run_pass(&app.state, &t, &settings, "test")
+            .await
+            .expect("pass");
+        assert_eq!((again.moved, again.destroyed), (0, 0));
+    }
+
+    async fn one_worker_holds_the_lease(backend: ward_store::Backend) {
+        let app = spawn_app(backend).await;
+        let t0 = ward_core::Timestamp::from_millis(1_000_000);
+        let later = |s: i64| t0.plus_seconds(s);
+        assert!(
+            app.store
+                .acquire_lease("job", "a", t0, later(30))
+                .await
+                .expect("a")
+        );
+        assert!(
+            !app.store
+                .acquire_lease("job", "b", later(10), later(40))
+                .await
+                .expect("b"),
+            "held by a"
+        );
+        assert!(
+            app.store
+                .acquire_lease("job", "a", later(20), later(50))
+                .await
+                .expect("renew"),
+            "a renews"
+        );
+        assert!(
+            !app.store
+                .acquire_lease("job", "b", later(49), later(79))
+                .await
+                .expect("b")
+        );
+        assert!(
+            app.store
+                .acquire_lease("job", "b", later(51), later(81))
+                .await
+                .expect("b"),
+            "expired: b takes over"
+        );
+        assert!(
+            !app.store
+                .acquire_lease("job", "a", later(60), later(90))
+                .await
+                .expect("a")
+        );
+    }
+
+    async fn scheduled_rotation(backend: ward_store::Backend) {
+        let app = spawn_app(backend).await;
+        let t = app.tenant("acme").await;
+        let admin = app.member(&t, "admin@acme.example", Role::Admin).await;
+        create(&app, &admin.auth, "c", "token").await;
+        let r = app
+            .send_json(
+                Method::PUT,
+                "/api/v1/keys/policy",
+                &admin.auth,
+                serde_json::json!({"rotation_interval_days": 0}),
+            )
+            .await;
+        expect_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+        let r = app
+            .send_json(
+                Method::PUT,
+                "/api/v1/keys/policy",
+                &admin.auth,
+                serde_json::json!({"rotation_interval_days": 7}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        let settings = ReencryptSettings {
+            max_rows_per_second: 0,
+            ..Default::default()
+        };
+        // The server's own worker took the lease at start; let it expire.
+        app.clock.advance_secs(31);
+        let now = app.state.now();
+        assert!(
+            app.store
+                .acquire_lease(LEASE_NAME, "test", now, now.plus_seconds(3600 * 24 * 30))
+                .await
+                .expect("lease")
+        );
+        let r = run_pass(&app.state, &t, &settings, "test")
+            .await
+            .expect("pass");
+        assert!(!r.rotated, "not due yet");
+        app.clock.advance_secs(7 * 86_400);
+        let r = run_pass(&app.state, &t, &settings, "test")
+            .await
+            .expect("pass");
+        assert!(r.rotated && r.moved == 1 && r.destroyed == 1, "{r:?}");
+        // Seven days later the session has long ended: sign in again.
+        let auth = crate::harness::Auth::Cookie(
+            app.login("admin@acme.example", crate::harness::PASSWORD)
+                .await,
+        );
+        let status: Value = app
+            .get("/api/v1/keys/status", &auth)
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(status["active_version"], 2);
+    }
+}

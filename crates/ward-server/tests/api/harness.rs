@@ -73,6 +73,7 @@ fn init_logs() {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub state: AppState,
     pub store: Store,
     pub clock: Arc<TestClock>,
     pub http: reqwest::Client,
@@ -88,6 +89,9 @@ pub fn test_settings() -> ServerSettings {
     s.rate_limit.requests_per_second = 10_000;
     s.rate_limit.burst = 10_000;
     s.rate_limit.login_per_minute = 10_000;
+    // Tests drive key maintenance themselves (`reencrypt::run_pass`); the
+    // background loop only makes its start-up pass.
+    s.key_maintenance.idle_interval = std::time::Duration::from_secs(3600);
     s
 }
 
@@ -136,6 +140,7 @@ async fn spawn_on(
         clock.clone(),
         Arc::new(OsRandom),
     );
+    let app_state = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -149,6 +154,7 @@ async fn spawn_on(
         .expect("client");
     TestApp {
         addr,
+        state: app_state,
         store,
         clock,
         http,

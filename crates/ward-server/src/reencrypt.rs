@@ -1,0 +1,253 @@
+//! The key-maintenance job: scheduled rotation, re-encryption of every registered
+//! encrypted field onto the active key version, and destruction of versions that
+//! no ciphertext uses any more.
+//!
+//! Safe beside live writes: each ciphertext is replaced by compare-and-swap on its
+//! old bytes, so a value written meanwhile (already under the active version) is
+//! never overwritten. Resumable: progress is the data itself (the key version of
+//! each row), so a crash loses at most one batch of work. One worker at a time
+//! across instances: the job runs only while it holds the `key-maintenance` lease.
+
+use std::time::Duration;
+
+use serde_json::json;
+use ward_core::audit::actions;
+use ward_core::keys::{DEFAULT_ROTATION_DAYS, KeyState, rotation_due};
+use ward_core::{Actor, AuditEvent, EventId, RequestContext, TenantId};
+use ward_crypto::FieldContext;
+use ward_crypto::envelope;
+use ward_store::{ENCRYPTED_FIELDS, Store};
+
+use crate::AppState;
+use crate::keyring::KeyError;
+
+pub const LEASE_NAME: &str = "key-maintenance";
+
+/// How the job runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ReencryptSettings {
+    /// Rows per batch.
+    pub batch_size: u32,
+    /// Most rows re-encrypted per second (throttle), 0 = unthrottled.
+    pub max_rows_per_second: u32,
+    /// Pause between passes when there is nothing to do.
+    pub idle_interval: Duration,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl Default for ReencryptSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 200,
+            max_rows_per_second: 2_000,
+            idle_interval: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one pass over one company did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub rotated: bool,
+    pub moved: u64,
+    pub skipped_concurrent: u64,
+    pub destroyed: u32,
+}
+
+fn system_event(state: &AppState, tenant: &TenantId, action: &'static str) -> Option<AuditEvent> {
+    let id = state.random_id_bytes().ok()?;
+    Some(AuditEvent::new(
+        EventId::from_random(id),
+        state.now(),
+        Some(tenant.clone()),
+        Actor::system("key-maintenance"),
+        RequestContext {
+            ip: "local".into(),
+            user_agent: "ward-jobs".into(),
+            request_id: "key-maintenance".into(),
+        },
+        action,
+    ))
+}
+
+/// One pass for one company: rotate if due, re-encrypt stale rows (all of them,
+/// batch by batch), destroy versions nothing uses. `holder` must hold the lease.
+pub async fn run_pass(
+    state: &AppState,
+    tenant: &TenantId,
+    settings: &ReencryptSettings,
+    holder: &str,
+) -> Result<PassReport, KeyError> {
+    let store = state.store();
+    let mut report = PassReport::default();
+    let make = |action: &'static str| system_event(state, tenant, action);
+    let Some(active) = store.active_key(tenant).await? else {
+        return Ok(report); // No key yet: nothing encrypted.
+    };
+    let interval = store
+        .rotation_interval_days(tenant)
+        .await?
+        .unwrap_or(DEFAULT_ROTATION_DAYS);
+    let mut active_version = active.info.version;
+    if rotation_due(active.info.created_at, interval, state.now()) {
+        active_version = state
+            .keys
+            .keyring
+            .rotate(store, tenant, state.now(), &make)
+            .await?;
+        report.rotated = true;
+    }
+    let mut announced = false;
+    for field in ENCRYPTED_FIELDS {
+        let mut after = String::new();
+        loop {
+            let batch = store
+                .stale_ciphertexts(field, tenant, active_version, &after, settings.batch_size)
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = last.row_id.clone();
+            if !announced {
+                let remaining: i64 = store
+                    .ciphertext_counts(field, tenant)
+                    .await?
+                    .iter()
+                    .filter(|(v, _)| *v != active_version)
+                    .map(|(_, n)| n)
+                    .sum();
+                if let Some(e) = make(actions::REENCRYPTION_STARTED) {
+                    let e = e.details(
+                        json!({ "active_version": active_version, "remaining": remaining }),
+                    );
+                    store.record_audit(&e).await?;
+                }
+                announced = true;
+            }
+            let started = std::time::Instant::now();
+            let (_, new_key) = state
+                .keys
+                .keyring
+                .active(store, tenant, state.now(), &make)
+                .await?;
+            for row in &batch {
+                let ctx = FieldContext {
+                    tenant_id: tenant.as_str(),
+                    entity: field.entity,
+                    field: field.field,
+                    row_id: &row.row_id,
+                };
+                let header = envelope::parse_header(&row.envelope)?;
+                let old_key = state
+                    .keys
+                    .keyring
+                    .version(store, tenant, header.key_version)
+                    .await?;
+                let plain = envelope::open(&old_key, ctx, &row.envelope)?;
+                let fresh =
+                    envelope::seal(&new_key, active_version, ctx, &plain, state.rng.as_ref())?;
+                if store
+                    .swap_ciphertext(
+                        field,
+                        tenant,
+                        &row.row_id,
+                        &row.envelope,
+                        &fresh,
+                        active_version,
+                    )
+                    .await?
+                {
+                    report.moved += 1;
+                } else {
+                    report.skipped_concurrent += 1;
+                }
+            }
+            metrics::counter!("ward_reencrypted_fields_total", "entity" => field.entity, "field" => field.field)
+                .increment(batch.len() as u64);
+            // Keep the lease while working through a long backlog.
+            let now = state.now();
+            let ttl = i64::try_from(settings.lease_ttl.as_secs()).unwrap_or(30);
+            if !store
+                .acquire_lease(LEASE_NAME, holder, now, now.plus_seconds(ttl))
+                .await?
+            {
+                return Ok(report); // Lost the lease: another worker continues.
+            }
+            if settings.max_rows_per_second > 0 {
+                let budget = Duration::from_secs_f64(
+                    batch.len() as f64 / f64::from(settings.max_rows_per_second),
+                );
+                if let Some(rest) = budget.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
+            }
+        }
+    }
+    if announced && let Some(e) = make(actions::REENCRYPTION_FINISHED) {
+        let e = e.details(json!({ "active_version": active_version, "moved": report.moved }));
+        store.record_audit(&e).await?;
+    }
+    for k in store.key_versions(tenant).await? {
+        if k.info.state == KeyState::DecryptOnly {
+            let Some(e) = make(actions::KEY_DESTROYED) else {
+                continue;
+            };
+            let e = e
+                .target("tenant_key", format!("{tenant}/v{}", k.info.version))
+                .details(json!({ "version": k.info.version }));
+            if store
+                .destroy_key_version(tenant, k.info.version, state.now(), &e)
+                .await?
+            {
+                report.destroyed += 1;
+            }
+        }
+    }
+    update_gauges(store, tenant).await;
+    Ok(report)
+}
+
+/// Prometheus gauges: ciphertexts per company, field and key version.
+async fn update_gauges(store: &Store, tenant: &TenantId) {
+    for field in ENCRYPTED_FIELDS {
+        if let Ok(counts) = store.ciphertext_counts(field, tenant).await {
+            for (version, n) in counts {
+                metrics::gauge!("ward_encrypted_fields", "tenant" => tenant.to_string(), "entity" => field.entity,
+                    "field" => field.field, "key_version" => version.to_string())
+                .set(n as f64);
+            }
+        }
+    }
+}
+
+/// Runs passes over every company whenever this instance holds the lease.
+pub async fn run_forever(state: AppState, settings: ReencryptSettings, holder: String) {
+    loop {
+        let now = state.now();
+        let ttl = i64::try_from(settings.lease_ttl.as_secs()).unwrap_or(30);
+        match state
+            .store()
+            .acquire_lease(LEASE_NAME, &holder, now, now.plus_seconds(ttl))
+            .await
+        {
+            Ok(true) => {
+                if let Ok(tenants) = state.store().tenant_ids().await {
+                    for t in tenants {
+                        match run_pass(&state, &t, &settings, &holder).await {
+                            Ok(r) if r.moved > 0 || r.destroyed > 0 || r.rotated => {
+                                tracing::info!(tenant = %t, moved = r.moved, destroyed = r.destroyed, rotated = r.rotated, "key maintenance");
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::error!(tenant = %t, error = %e, "key maintenance failed")
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot take the key-maintenance lease"),
+        }
+        tokio::time::sleep(settings.idle_interval).await;
+    }
+}
