@@ -38,17 +38,16 @@ pub async fn serve(
             }
         })
     };
-    let maintenance = {
-        let holder = state
-            .random_id_bytes()
-            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-            .unwrap_or_else(|_| "instance".to_owned());
-        tokio::spawn(crate::reencrypt::run_forever(
-            state.clone(),
-            state.settings.key_maintenance,
-            holder,
-        ))
-    };
+    let holder = state
+        .random_id_bytes()
+        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+        .unwrap_or_else(|_| "instance".to_owned());
+    let maintenance = tokio::spawn(crate::reencrypt::run_forever(
+        state.clone(),
+        state.settings.key_maintenance,
+        holder.clone(),
+    ));
+    let store = state.store().clone();
     let tls = state.settings.tls.clone();
     let app = build_app(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = match tls {
@@ -75,6 +74,10 @@ pub async fn serve(
     };
     housekeeping.abort();
     maintenance.abort();
+    // Hand the job over at once instead of when the lease expires.
+    let _ = store
+        .release_lease(crate::reencrypt::LEASE_NAME, &holder)
+        .await;
     result
 }
 

@@ -97,6 +97,11 @@ impl AppState {
         }))
     }
 
+    /// The tenant-key operations (rotation, field encryption).
+    pub fn keyring(&self) -> &crate::keyring::Keyring {
+        &self.0.keys.keyring
+    }
+
     pub fn settings(&self) -> &ServerSettings {
         &self.0.settings
     }

@@ -46,6 +46,33 @@ pub enum Command {
     /// Users. Instance operator only.
     #[command(subcommand)]
     User(UserCommand),
+    /// Per-company encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new active key version for a company now; the previous version
+    /// becomes decrypt-only until re-encryption has moved everything off it.
+    Rotate {
+        /// Company slug or id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Key versions and re-encryption progress (every company, or one).
+    Status {
+        /// Company slug or id.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Run the re-encryption pass for a company now (what the server's background
+    /// job does), then destroy versions nothing uses.
+    Reencrypt {
+        /// Company slug or id.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

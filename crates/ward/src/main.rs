@@ -6,6 +6,7 @@ mod bootstrap;
 mod cli;
 mod commands;
 mod config;
+mod keys;
 
 use std::process::ExitCode;
 

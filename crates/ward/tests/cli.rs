@@ -102,6 +102,7 @@ fn one_line_error(out: &Output) -> String {
 }
 
 ward_store::on_both_backends!(
+    keys_rotate_status_and_reencrypt,
     first_start_generates_key_and_wrong_secret_touches_nothing,
     operator_manages_tenants_and_users,
     serve_end_to_end
@@ -242,6 +243,17 @@ async fn operator_manages_tenants_and_users(backend: Backend) {
 
 /// A running `ward serve`, killed and reaped on drop.
 struct Server(std::process::Child);
+
+impl Server {
+    /// Graceful stop (SIGTERM), as an operator's service manager does.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -613,5 +625,93 @@ async fn json_logs_are_one_object_per_line() {
     assert!(
         lines >= 2,
         "expected the key warning and the migration: {stderr}"
+    );
+}
+
+async fn keys_rotate_status_and_reencrypt(backend: Backend) {
+    let env = Env::new(backend).await;
+    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
+    ok(&env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "admin@acme.example",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "correct horse battery staple",
+    ));
+    assert!(ok(&env.run(&["keys", "status", "--tenant", "acme"])).contains("no key yet"));
+    let (server, base) = start_server(&env, &[]);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@acme.example", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let r = http
+        .post(format!("{base}/api/v1/connections"))
+        .header("cookie", &cookie)
+        .json(
+            &json!({"name": "splunk", "kind": "splunk", "base_url": "https://splunk.example:8089",
+            "credentials": {"token": "cli-test-secret-token"}}),
+        )
+        .send()
+        .await
+        .expect("create connection");
+    assert_eq!(r.status(), 201);
+    server.stop();
+    let status = ok(&env.run(&["keys", "status", "--tenant", "acme"]));
+    assert!(
+        status.contains("version   1  active") && status.contains("(1/1; v1: 1)"),
+        "{status}"
+    );
+    assert!(
+        ok(&env.run(&["keys", "rotate", "--tenant", "acme"]))
+            .contains("key version 2 is now active")
+    );
+    let status = ok(&env.run(&["keys", "status", "--tenant", "acme"]));
+    assert!(
+        status.contains("decrypt_only") && status.contains("0% on the active version (0/1; v1: 1)"),
+        "{status}"
+    );
+    // A graceful stop hands the key-maintenance lease back at once.
+    let mut out = env.run(&["keys", "reencrypt", "--tenant", "acme"]);
+    for _ in 0..40 {
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("lease"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        out = env.run(&["keys", "reencrypt", "--tenant", "acme"]);
+    }
+    let text = ok(&out);
+    assert!(
+        text.contains("re-encrypted 1 value(s)") && text.contains("destroyed 1 version(s)"),
+        "{text}"
+    );
+    let status = ok(&env.run(&["keys", "status", "--tenant", "acme"]));
+    assert!(
+        status.contains("destroyed") && status.contains("100% on the active version (1/1; v2: 1)"),
+        "{status}"
+    );
+    assert!(
+        one_line_error(&env.run(&["keys", "rotate", "--tenant", "nope"])).contains("no company")
     );
 }
