@@ -16,6 +16,12 @@ const EMAIL: &str = "bench@bench.example";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let postgres = args.iter().any(|a| a == "--postgres");
+    if args.iter().any(|a| a == "--crypto") {
+        return run_step(
+            "field encryption benchmark",
+            cargo().args(["bench", "--locked", "-p", "ward-crypto", "--bench", "envelope"]),
+        );
+    }
     ensure_wrk()?;
     run_step(
         "build release ward",

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [--postgres]>");
+            eprintln!("usage: cargo xtask <ci | bench [--postgres | --crypto]>");
             return ExitCode::from(2);
         }
     };

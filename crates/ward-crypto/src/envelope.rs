@@ -10,7 +10,7 @@
 //! 34      n+16  ciphertext ‖ 128-bit tag
 //! ```
 //!
-//! The one-time key is HKDF-SHA256(IKM = tenant key, salt, info "ward/v1/field-key").
+//! The one-time key is HKDF-Expand-SHA256(PRK = tenant key, info "ward/v1/field-key" ‖ salt).
 //! The AAD is `"ward/v1/field" ‖ header ‖ tenant id ‖ entity ‖ field ‖ row id` (each
 //! length-prefixed), so a ciphertext moved to another row, field or company — or
 //! with any header byte changed — fails to decrypt.
@@ -82,10 +82,13 @@ pub fn seal(
     plaintext: &[u8],
     rng: &dyn SecureRandom,
 ) -> Result<Vec<u8>, CryptoError> {
+    // One call to the random source for both (a system call with `OsRandom`).
+    let mut random = [0u8; SALT_LEN + NONCE_LEN];
+    rng.fill(&mut random)?;
     let mut salt = [0u8; SALT_LEN];
-    rng.fill(&mut salt)?;
+    salt.copy_from_slice(&random[..SALT_LEN]);
     let mut nonce = [0u8; NONCE_LEN];
-    rng.fill(&mut nonce)?;
+    nonce.copy_from_slice(&random[SALT_LEN..]);
     seal_with(key, key_version, ctx, plaintext, salt, nonce)
 }
 
@@ -129,11 +132,18 @@ pub fn open(
         .ok_or(CryptoError::Decrypt)
 }
 
+/// HKDF-Expand-SHA256(PRK = tenant key, info = "ward/v1/field-key" ‖ salt, 32).
+/// The tenant key is already a uniformly random 256-bit key, so the Extract step
+/// is skipped as RFC 5869 §3.3 allows; the per-operation salt goes into `info`,
+/// which makes every one-time key distinct (same property, half the hashing).
 fn one_time_key(key: &TenantKey, salt: &[u8; SALT_LEN]) -> Zeroizing<[u8; 32]> {
-    let hk = Hkdf::<Sha256>::new(Some(salt), key.bytes());
+    let hk = Hkdf::<Sha256>::from_prk(key.bytes()).expect("a 32-byte PRK is at least HashLen");
     let mut okm = Zeroizing::new([0u8; 32]);
-    hk.expand(b"ward/v1/field-key", okm.as_mut())
-        .expect("32-byte HKDF-SHA256 output is always within the RFC 5869 limit");
+    hk.expand_multi_info(
+        &[b"ward/v1/field-key".as_slice(), salt.as_slice()],
+        okm.as_mut(),
+    )
+    .expect("32-byte HKDF-SHA256 output is always within the RFC 5869 limit");
     okm
 }
 

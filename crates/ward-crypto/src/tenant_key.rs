@@ -57,8 +57,9 @@ impl WrapContext<'_> {
     }
 }
 
-/// The key that wraps tenant keys. Derived per master secret; zeroized on drop.
-pub struct MasterCredentialKey(Zeroizing<[u8; 32]>);
+/// The key that wraps tenant keys. Derived per master secret; held as an expanded
+/// AES key schedule (zeroized on drop by the `aes` crate).
+pub struct MasterCredentialKey(aead::PreparedKey);
 
 impl std::fmt::Debug for MasterCredentialKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,9 +69,11 @@ impl std::fmt::Debug for MasterCredentialKey {
 
 impl MasterCredentialKey {
     pub fn derive(master: &MasterSecret, salt: &InstallationSalt) -> Self {
-        Self(Zeroizing::new(
-            *master.derive(salt, Purpose::Credentials).bytes(),
-        ))
+        let key = master.derive(salt, Purpose::Credentials);
+        Self(
+            aead::PreparedKey::new(key.bytes())
+                .expect("a 32-byte key is always a valid AES-256 key"),
+        )
     }
 
     pub fn wrap(
@@ -81,7 +84,10 @@ impl MasterCredentialKey {
     ) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce)?;
-        let ct = aead::seal(&self.0, &nonce, key.bytes(), &ctx.aad()).ok_or(CryptoError::Wrap)?;
+        let ct = self
+            .0
+            .seal(&nonce, key.bytes(), &ctx.aad())
+            .ok_or(CryptoError::Wrap)?;
         let mut out = Vec::with_capacity(WRAPPED_LEN);
         out.push(WRAP_FORMAT);
         out.extend_from_slice(&nonce);
@@ -94,8 +100,11 @@ impl MasterCredentialKey {
             return Err(CryptoError::Unwrap);
         }
         let (nonce, ct) = wrapped[1..].split_at(NONCE_LEN);
-        let pt =
-            Zeroizing::new(aead::open(&self.0, nonce, ct, &ctx.aad()).ok_or(CryptoError::Unwrap)?);
+        let pt = Zeroizing::new(
+            self.0
+                .open(nonce, ct, &ctx.aad())
+                .ok_or(CryptoError::Unwrap)?,
+        );
         let arr: [u8; 32] = pt.as_slice().try_into().map_err(|_| CryptoError::Unwrap)?;
         Ok(TenantKey(Zeroizing::new(arr)))
     }
