@@ -19,7 +19,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "--crypto") {
         return run_step(
             "field encryption benchmark",
-            cargo().args(["bench", "--locked", "-p", "ward-crypto", "--bench", "envelope"]),
+            cargo().args([
+                "bench",
+                "--locked",
+                "-p",
+                "ward-crypto",
+                "--bench",
+                "envelope",
+            ]),
         );
     }
     ensure_wrk()?;

@@ -28,6 +28,8 @@ pub mod actions {
     pub const KEY_POLICY_CHANGED: &str = "key.policy_changed";
     pub const REENCRYPTION_STARTED: &str = "reencryption.started";
     pub const REENCRYPTION_FINISHED: &str = "reencryption.finished";
+    pub const MASTER_ROTATION_STARTED: &str = "master.rotation_started";
+    pub const MASTER_ROTATION_FINISHED: &str = "master.rotation_finished";
     pub const CONNECTION_CREATED: &str = "connection.created";
     pub const CONNECTION_UPDATED: &str = "connection.updated";
     pub const CONNECTION_DELETED: &str = "connection.deleted";
@@ -53,6 +55,8 @@ pub mod actions {
         KEY_POLICY_CHANGED,
         REENCRYPTION_STARTED,
         REENCRYPTION_FINISHED,
+        MASTER_ROTATION_STARTED,
+        MASTER_ROTATION_FINISHED,
         CONNECTION_CREATED,
         CONNECTION_UPDATED,
         CONNECTION_DELETED,

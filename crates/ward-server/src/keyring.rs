@@ -36,6 +36,9 @@ pub type EventFor<'a> = &'a (dyn Fn(&'static str) -> Option<AuditEvent> + Send +
 pub struct Keyring {
     credentials: MasterCredentialKey,
     master_version: u32,
+    /// During a master-secret rotation: the previous secret's key and version, so
+    /// tenant keys not yet re-wrapped still open.
+    previous: Option<(MasterCredentialKey, u32)>,
     rng: Arc<dyn SecureRandom>,
 }
 
@@ -56,8 +59,44 @@ impl Keyring {
         Self {
             credentials,
             master_version,
+            previous: None,
             rng,
         }
+    }
+
+    /// Also accepts tenant keys still wrapped under the previous master secret.
+    pub fn with_previous(mut self, previous: MasterCredentialKey, previous_version: u32) -> Self {
+        self.previous = Some((previous, previous_version));
+        self
+    }
+
+    pub fn master_version(&self) -> u32 {
+        self.master_version
+    }
+
+    /// Unwraps with whichever master credential key the row's master version names.
+    pub fn unwrap_stored(
+        &self,
+        tenant: &TenantId,
+        version: u32,
+        master_version: u32,
+        wrapped: &[u8],
+    ) -> Result<TenantKey, KeyError> {
+        let mck = if master_version == self.master_version {
+            &self.credentials
+        } else {
+            match &self.previous {
+                Some((prev, v)) if *v == master_version => prev,
+                _ => return Err(KeyError::Unwrap(version)),
+            }
+        };
+        let ctx = WrapContext {
+            tenant_id: tenant.as_str(),
+            key_version: version,
+            master_version,
+        };
+        mck.unwrap(wrapped, ctx)
+            .map_err(|_| KeyError::Unwrap(version))
     }
 
     /// The active version and key, creating version 1 on a company's first use.
@@ -71,15 +110,8 @@ impl Keyring {
         for _ in 0..3 {
             if let Some(k) = store.active_key(tenant).await? {
                 let wrapped = k.wrapped.ok_or(KeyError::Destroyed(k.info.version))?;
-                let ctx = WrapContext {
-                    tenant_id: tenant.as_str(),
-                    key_version: k.info.version,
-                    master_version: k.info.master_version,
-                };
-                let key = self
-                    .credentials
-                    .unwrap(&wrapped, ctx)
-                    .map_err(|_| KeyError::Unwrap(k.info.version))?;
+                let key =
+                    self.unwrap_stored(tenant, k.info.version, k.info.master_version, &wrapped)?;
                 return Ok((k.info.version, key));
             }
             let key = TenantKey::generate(self.rng.as_ref())?;
@@ -123,14 +155,7 @@ impl Keyring {
             return Err(KeyError::Destroyed(version));
         }
         let wrapped = k.wrapped.ok_or(KeyError::Destroyed(version))?;
-        let ctx = WrapContext {
-            tenant_id: tenant.as_str(),
-            key_version: version,
-            master_version: k.info.master_version,
-        };
-        self.credentials
-            .unwrap(&wrapped, ctx)
-            .map_err(|_| KeyError::Unwrap(version))
+        self.unwrap_stored(tenant, version, k.info.master_version, &wrapped)
     }
 
     /// Encrypts a field value under the company's active key.
@@ -197,5 +222,38 @@ impl Keyring {
             )
             .await?;
         Ok(next)
+    }
+}
+
+impl Keyring {
+    /// Re-wraps every tenant key still under the previous master secret with the
+    /// current one, `batch` at a time; compare-and-swap per key, so it is safe to
+    /// run beside a server and to resume after an interruption. Returns how many.
+    pub async fn rewrap_from_previous(&self, store: &Store, batch: u32) -> Result<u64, KeyError> {
+        let Some((_, prev_version)) = &self.previous else {
+            return Ok(0);
+        };
+        let mut moved = 0;
+        loop {
+            let keys = store.keys_under_master(*prev_version, batch).await?;
+            if keys.is_empty() {
+                return Ok(moved);
+            }
+            for k in &keys {
+                let key = self.unwrap_stored(&k.tenant_id, k.version, *prev_version, &k.wrapped)?;
+                let ctx = WrapContext {
+                    tenant_id: k.tenant_id.as_str(),
+                    key_version: k.version,
+                    master_version: self.master_version,
+                };
+                let wrapped = self.credentials.wrap(&key, ctx, self.rng.as_ref())?;
+                if store
+                    .rewrap_key(k, *prev_version, &wrapped, self.master_version)
+                    .await?
+                {
+                    moved += 1;
+                }
+            }
+        }
     }
 }

@@ -248,3 +248,113 @@ async fn insert_key(
         }),
     }
 }
+
+/// A wrapped tenant key still under an older master secret.
+#[derive(Debug, Clone)]
+pub struct KeyToRewrap {
+    pub tenant_id: TenantId,
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+}
+
+impl Store {
+    /// Up to `limit` undestroyed tenant keys wrapped under master version `old`.
+    pub async fn keys_under_master(
+        &self,
+        old: u32,
+        limit: u32,
+    ) -> Result<Vec<KeyToRewrap>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, version, wrapped_key FROM tenant_keys \
+             WHERE master_version = $1 AND wrapped_key IS NOT NULL ORDER BY tenant_id, version LIMIT $2",
+        )
+        .bind(i64::from(old))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let v: i64 = r.try_get("version")?;
+                Ok(KeyToRewrap {
+                    tenant_id: TenantId::from_stored(r.try_get("tenant_id")?),
+                    version: u32::try_from(v)
+                        .map_err(|_| StoreError::Corrupt("key version".into()))?,
+                    wrapped: r.try_get("wrapped_key")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces one wrapped key if it is still under master version `old`.
+    pub async fn rewrap_key(
+        &self,
+        key: &KeyToRewrap,
+        old: u32,
+        new_wrapped: &[u8],
+        new: u32,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE tenant_keys SET wrapped_key = $1, master_version = $2 \
+             WHERE tenant_id = $3 AND version = $4 AND master_version = $5 AND wrapped_key = $6",
+        )
+        .bind(new_wrapped.to_vec())
+        .bind(i64::from(new))
+        .bind(key.tenant_id.as_str().to_owned())
+        .bind(i64::from(key.version))
+        .bind(i64::from(old))
+        .bind(key.wrapped.clone())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Undestroyed tenant keys per master version.
+    pub async fn keys_per_master_version(&self) -> Result<Vec<(u32, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT master_version AS v, COUNT(*) AS n FROM tenant_keys WHERE wrapped_key IS NOT NULL \
+             GROUP BY master_version ORDER BY master_version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let v: i64 = r.try_get("v")?;
+                Ok((
+                    u32::try_from(v).map_err(|_| StoreError::Corrupt("master version".into()))?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Ends a master-secret rotation: the new key check and master version become
+    /// the installation's, with the audit event, in one transaction. Refuses
+    /// (`Conflict::Other`) while any key is still under an older master version.
+    pub async fn finish_master_rotation(
+        &self,
+        new_key_check: &[u8],
+        new_version: u32,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let left: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tenant_keys WHERE wrapped_key IS NOT NULL AND master_version <> $1",
+        )
+        .bind(i64::from(new_version))
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if left > 0 {
+            return Err(StoreError::Conflict(Conflict::Other));
+        }
+        sqlx::query("UPDATE installation SET key_check = $1, master_version = $2 WHERE id = 1")
+            .bind(new_key_check.to_vec())
+            .bind(i64::from(new_version))
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -36,7 +36,7 @@ pub use connections::SealedCredentials;
 pub use encrypted::{ENCRYPTED_FIELDS, EncryptedField, StoredCiphertext};
 pub use error::{Conflict, StoreError};
 pub use installation::InstallationRecord;
-pub use keys::StoredKey;
+pub use keys::{KeyToRewrap, StoredKey};
 pub use migrate::MIGRATIONS;
 pub use users::UpdateOutcome;
 

@@ -21,7 +21,11 @@ pub struct Installation {
     pub store: Store,
     pub master: MasterSecret,
     pub salt: InstallationSalt,
+    /// The master version the configured secret wraps tenant keys under.
     pub master_version: u32,
+    /// While a master-secret rotation is in progress: the secret being replaced
+    /// and its version.
+    pub previous: Option<(MasterSecret, u32)>,
 }
 
 impl Installation {
@@ -29,11 +33,20 @@ impl Installation {
         Keys {
             sessions: SessionSealer::new(&self.master.derive(&self.salt, Purpose::Sessions)),
             api_tokens: ApiTokenHasher::new(&self.master.derive(&self.salt, Purpose::ApiTokens)),
-            keyring: ward_server::keyring::Keyring::new(
-                ward_crypto::MasterCredentialKey::derive(&self.master, &self.salt),
-                self.master_version,
-                std::sync::Arc::new(OsRandom),
-            ),
+            keyring: {
+                let ring = ward_server::keyring::Keyring::new(
+                    ward_crypto::MasterCredentialKey::derive(&self.master, &self.salt),
+                    self.master_version,
+                    std::sync::Arc::new(OsRandom),
+                );
+                match &self.previous {
+                    Some((prev, v)) => ring.with_previous(
+                        ward_crypto::MasterCredentialKey::derive(prev, &self.salt),
+                        *v,
+                    ),
+                    None => ring,
+                }
+            },
         }
     }
 }
@@ -81,6 +94,7 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
         .map_err(|e| anyhow!("cannot read the database: {e}"))?;
     let key_file = settings.data_dir.join("master.key");
     let configured = configured_secret(settings, &key_file)?;
+    let mut previous = None;
     let (master, salt, master_version) = match existing {
         Some(record) => {
             let master = configured.ok_or_else(|| {
@@ -90,12 +104,25 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
                     key_file.display()
                 )
             })?;
-            let salt = verify(&master, &record)?;
+            let previous_secret = configured_previous(settings)?;
+            let (salt, version) = match (verify(&master, &record), previous_secret) {
+                (Ok(salt), _) => (salt, record.master_version),
+                // A master-secret rotation in progress: the configured secret is the
+                // new one, the previous one still matches the installation.
+                (Err(_), Some(prev)) => {
+                    let salt = verify(&prev, &record).map_err(|_| {
+                        anyhow!("neither master_secret nor previous_master_secret matches this installation; refusing to start, nothing was changed")
+                    })?;
+                    previous = Some((prev, record.master_version));
+                    (salt, record.master_version + 1)
+                }
+                (Err(e), None) => return Err(e),
+            };
             store
                 .migrate()
                 .await
                 .map_err(|e| anyhow!("migration failed: {e}"))?;
-            (master, salt, record.master_version)
+            (master, salt, version)
         }
         None => {
             let master = match configured {
@@ -141,6 +168,7 @@ pub async fn open(settings: &Settings) -> Result<Installation> {
         master,
         salt,
         master_version,
+        previous,
     })
 }
 
@@ -155,6 +183,33 @@ fn verify(master: &MasterSecret, record: &InstallationRecord) -> Result<Installa
         );
     }
     Ok(salt)
+}
+
+/// Reads a file holding a base64 master secret.
+pub fn read_secret_file(path: &Path) -> Result<MasterSecret> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read master secret file {}", path.display()))?,
+    );
+    MasterSecret::from_base64(&text).map_err(|_| {
+        anyhow!(
+            "master secret file {}: must hold base64 of at least 32 bytes",
+            path.display()
+        )
+    })
+}
+
+fn configured_previous(settings: &Settings) -> Result<Option<MasterSecret>> {
+    if let Some(s) = &settings.previous_master_secret {
+        return Ok(Some(MasterSecret::from_base64(s.expose()).map_err(
+            |_| anyhow!("previous_master_secret: must be base64 of at least 32 bytes"),
+        )?));
+    }
+    settings
+        .previous_master_secret_file
+        .as_deref()
+        .map(read_secret_file)
+        .transpose()
 }
 
 fn configured_secret(settings: &Settings, key_file: &Path) -> Result<Option<MasterSecret>> {

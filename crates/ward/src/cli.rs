@@ -66,6 +66,16 @@ pub enum KeysCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Re-wrap every company key under a new master secret (resumable: run it again
+    /// after an interruption). The configured secret must be the current one.
+    RotateMaster {
+        /// File holding the new secret (base64 of at least 32 random bytes).
+        #[arg(long, value_name = "FILE")]
+        new_secret_file: std::path::PathBuf,
+    },
+    /// Prove that every wrapped key and every ciphertext decrypts under the
+    /// configured master secret; report counts. Exit 1 on any failure.
+    Verify,
     /// Run the re-encryption pass for a company now (what the server's background
     /// job does), then destroy versions nothing uses.
     Reencrypt {

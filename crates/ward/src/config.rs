@@ -50,6 +50,10 @@ pub struct Settings {
     pub master_secret: Option<SecretString>,
     /// A file holding the base64 master secret.
     pub master_secret_file: Option<PathBuf>,
+    /// During a master-secret rotation: the secret being replaced (base64).
+    pub previous_master_secret: Option<SecretString>,
+    /// During a master-secret rotation: a file holding the secret being replaced.
+    pub previous_master_secret_file: Option<PathBuf>,
     /// `text` or `json`.
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `ward=debug,info`.
@@ -140,6 +144,8 @@ impl Default for Settings {
             database_url: None,
             master_secret: None,
             master_secret_file: None,
+            previous_master_secret: None,
+            previous_master_secret_file: None,
             log_format: "text".to_owned(),
             log_level: "info".to_owned(),
             trusted_origins: Vec::new(),
@@ -270,6 +276,14 @@ impl Settings {
         }
         if self.master_secret.is_some() && self.master_secret_file.is_some() {
             bail!("master_secret and master_secret_file: set one, not both");
+        }
+        if self.previous_master_secret.is_some() && self.previous_master_secret_file.is_some() {
+            bail!("previous_master_secret and previous_master_secret_file: set one, not both");
+        }
+        if let Some(s) = &self.previous_master_secret {
+            MasterSecret::from_base64(s.expose()).map_err(|_| {
+                anyhow!("previous_master_secret: must be base64 of at least 32 bytes")
+            })?;
         }
         if let Some(s) = &self.master_secret {
             MasterSecret::from_base64(s.expose())

@@ -53,6 +53,10 @@ pub async fn run(settings: &Settings, inst: &Installation, cmd: KeysCommand) -> 
             }
             Ok(())
         }
+        KeysCommand::RotateMaster { new_secret_file } => {
+            rotate_master(inst, &new_secret_file).await
+        }
+        KeysCommand::Verify => verify(settings, inst).await,
         KeysCommand::Reencrypt { tenant } => {
             let t = tenant_by(inst, &tenant).await?;
             let state = cli_state(settings, inst)?;
@@ -169,6 +173,133 @@ async fn status(inst: &Installation, t: &Tenant, bars: bool) -> Result<()> {
             } else {
                 by.join(", ")
             }
+        );
+    }
+    Ok(())
+}
+
+fn system_event(tenant: Option<&ward_core::TenantId>, action: &'static str) -> Result<AuditEvent> {
+    Ok(AuditEvent::new(
+        new_event_id()?,
+        bootstrap::now(),
+        tenant.cloned(),
+        Actor::system("cli"),
+        cli_context()?,
+        action,
+    ))
+}
+
+async fn rotate_master(inst: &Installation, new_secret_file: &std::path::Path) -> Result<()> {
+    use ward_core::audit::actions;
+    use ward_crypto::MasterCredentialKey;
+    if inst.previous.is_some() {
+        bail!(
+            "a master-secret rotation is configured (previous_master_secret is set and the configured secret is \
+             the new one); to resume it, configure the old secret as master_secret and run this command again"
+        );
+    }
+    let new = bootstrap::read_secret_file(new_secret_file)?;
+    if new
+        .key_check(&inst.salt)
+        .matches(&inst.master.key_check(&inst.salt))
+    {
+        bail!("the new master secret is the current one");
+    }
+    let old_version = inst.master_version;
+    let new_version = old_version + 1;
+    let ring = ward_server::keyring::Keyring::new(
+        MasterCredentialKey::derive(&new, &inst.salt),
+        new_version,
+        Arc::new(OsRandom),
+    )
+    .with_previous(
+        MasterCredentialKey::derive(&inst.master, &inst.salt),
+        old_version,
+    );
+    let pending: i64 = inst
+        .store
+        .keys_per_master_version()
+        .await?
+        .iter()
+        .filter(|(v, _)| *v == old_version)
+        .map(|(_, n)| n)
+        .sum();
+    let started = system_event(None, actions::MASTER_ROTATION_STARTED)?
+        .target("installation", "master_secret")
+        .details(serde_json::json!({ "from_version": old_version, "to_version": new_version, "keys": pending }));
+    inst.store.record_audit(&started).await?;
+    let moved = ring
+        .rewrap_from_previous(&inst.store, 100)
+        .await
+        .map_err(|e| anyhow!("re-wrapping failed (run the command again to resume): {e}"))?;
+    let finished = system_event(None, actions::MASTER_ROTATION_FINISHED)?
+        .target("installation", "master_secret")
+        .details(serde_json::json!({ "version": new_version, "rewrapped": moved }));
+    inst.store
+        .finish_master_rotation(new.key_check(&inst.salt).as_bytes(), new_version, &finished)
+        .await
+        .map_err(|e| {
+            anyhow!("cannot finish the rotation (run the command again to resume): {e}")
+        })?;
+    println!(
+        "master secret rotated to version {new_version}: {moved} company key(s) re-wrapped. Configure the new secret \
+         now (WARD_MASTER_SECRET or master_secret_file; replace ward-data/master.key if you use it); the old secret \
+         no longer opens this installation."
+    );
+    Ok(())
+}
+
+async fn verify(settings: &Settings, inst: &Installation) -> Result<()> {
+    use ward_crypto::FieldContext;
+    let state = cli_state(settings, inst)?;
+    let ring = state.keyring();
+    let (mut keys_ok, mut values_ok, mut destroyed) = (0u64, 0u64, 0u64);
+    let mut problems: Vec<String> = Vec::new();
+    for t in inst.store.list_tenants().await? {
+        for k in inst.store.key_versions(&t.id).await? {
+            match &k.wrapped {
+                None => destroyed += 1,
+                Some(w) => {
+                    match ring.unwrap_stored(&t.id, k.info.version, k.info.master_version, w) {
+                        Ok(_) => keys_ok += 1,
+                        Err(e) => problems
+                            .push(format!("{}: key version {}: {e}", t.slug, k.info.version)),
+                    }
+                }
+            }
+        }
+        for f in ENCRYPTED_FIELDS {
+            let mut after = String::new();
+            loop {
+                let page = inst.store.ciphertexts_page(f, &t.id, &after, 500).await?;
+                let Some(last) = page.last() else { break };
+                after = last.row_id.clone();
+                for c in &page {
+                    let ctx = FieldContext {
+                        tenant_id: t.id.as_str(),
+                        entity: f.entity,
+                        field: f.field,
+                        row_id: &c.row_id,
+                    };
+                    match ring.decrypt(&inst.store, ctx, &t.id, &c.envelope).await {
+                        Ok(_) => values_ok += 1,
+                        Err(e) => problems.push(format!(
+                            "{}: {}.{} {}: {e}",
+                            t.slug, f.entity, f.field, c.row_id
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "verified {keys_ok} wrapped key(s) and {values_ok} encrypted value(s) under master version {}; {destroyed} destroyed key version(s)",
+        inst.master_version
+    );
+    if let Some(first) = problems.first() {
+        bail!(
+            "verification failed: {} problem(s); first: {first}",
+            problems.len()
         );
     }
     Ok(())

@@ -102,6 +102,7 @@ fn one_line_error(out: &Output) -> String {
 }
 
 ward_store::on_both_backends!(
+    master_secret_rotation_and_verify,
     keys_rotate_status_and_reencrypt,
     first_start_generates_key_and_wrong_secret_touches_nothing,
     operator_manages_tenants_and_users,
@@ -714,4 +715,112 @@ async fn keys_rotate_status_and_reencrypt(backend: Backend) {
     assert!(
         one_line_error(&env.run(&["keys", "rotate", "--tenant", "nope"])).contains("no company")
     );
+}
+
+async fn master_secret_rotation_and_verify(backend: Backend) {
+    let env = Env::new(backend).await;
+    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
+    ok(&env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "admin@acme.example",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "correct horse battery staple",
+    ));
+    let login_and_create = |base: String, name: &'static str| async move {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(
+                &json!({"email": "admin@acme.example", "password": "correct horse battery staple"}),
+            )
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
+        let r = http
+            .post(format!("{base}/api/v1/connections"))
+            .header("cookie", &cookie)
+            .json(
+                &json!({"name": name, "kind": "splunk", "base_url": "https://splunk.example",
+                "credentials": {"token": "rotation-test-token"}}),
+            )
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(r.status(), 201);
+        let id = r.json::<Value>().await.expect("json")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let r = http
+            .post(format!("{base}/api/v1/connections/{id}/test"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("test");
+        assert_eq!(r.status(), 200, "credentials decrypt");
+    };
+    let (server, base) = start_server(&env, &[]);
+    login_and_create(base, "first").await;
+    server.stop();
+    ok(&env.run(&["keys", "rotate", "--tenant", "acme"]));
+    assert!(
+        ok(&env.run(&["keys", "verify"]))
+            .contains("verified 2 wrapped key(s) and 1 encrypted value(s)")
+    );
+
+    let old = std::fs::read_to_string(env.data_dir().join("master.key")).expect("old key");
+    let new = "TkVXTkVXTkVXTkVXTkVXTkVXTkVXTkVXTkVXTkVXTkU=";
+    let new_file = env.dir.path.join("new.key");
+    std::fs::write(&new_file, new).expect("write new");
+    // During the migration the server runs with both secrets.
+    let (server, base) = start_server(
+        &env,
+        &[
+            ("WARD_MASTER_SECRET", new),
+            ("WARD_PREVIOUS_MASTER_SECRET", old.trim()),
+        ],
+    );
+    login_and_create(base, "second").await;
+    server.stop();
+    // The rotation itself, with the old secret configured.
+    let line =
+        one_line_error(&env.run(&["keys", "rotate-master", "--new-secret-file", "missing.key"]));
+    assert!(line.contains("missing.key"), "{line}");
+    let out = ok(&env.run(&[
+        "keys",
+        "rotate-master",
+        "--new-secret-file",
+        new_file.to_str().expect("utf8"),
+    ]));
+    assert!(out.contains("rotated to version 2"), "{out}");
+    // The old secret no longer opens the installation; the new one does, and everything decrypts.
+    assert!(one_line_error(&env.run(&["keys", "verify"])).contains("does not match"));
+    let out = env
+        .cmd(&["keys", "verify"])
+        .env("WARD_MASTER_SECRET", new)
+        .output()
+        .expect("verify");
+    let text = ok(&out);
+    // (The server's key-maintenance pass may meanwhile have moved the old value to
+    // version 2 and destroyed version 1: either way every value decrypts.)
+    assert!(text.contains("2 encrypted value(s) under master version 2"), "{text}");
+    let (server, base) = start_server(&env, &[("WARD_MASTER_SECRET", new)]);
+    login_and_create(base, "third").await;
+    server.stop();
 }
