@@ -102,6 +102,7 @@ fn one_line_error(out: &Output) -> String {
 }
 
 ward_store::on_both_backends!(
+    kill_9_during_reencryption_and_master_rotation,
     master_secret_rotation_and_verify,
     keys_rotate_status_and_reencrypt,
     first_start_generates_key_and_wrong_secret_touches_nothing,
@@ -819,8 +820,250 @@ async fn master_secret_rotation_and_verify(backend: Backend) {
     let text = ok(&out);
     // (The server's key-maintenance pass may meanwhile have moved the old value to
     // version 2 and destroyed version 1: either way every value decrypts.)
-    assert!(text.contains("2 encrypted value(s) under master version 2"), "{text}");
+    assert!(
+        text.contains("2 encrypted value(s) under master version 2"),
+        "{text}"
+    );
     let (server, base) = start_server(&env, &[("WARD_MASTER_SECRET", new)]);
     login_and_create(base, "third").await;
     server.stop();
+}
+
+/// Deterministic pseudo-random delays (no RNG dependency; varied enough).
+fn delay_ms(i: u64, max: u64) -> u64 {
+    (i.wrapping_mul(2_654_435_761) >> 7) % max
+}
+
+/// Runs `args` and SIGKILLs it after `ms` milliseconds (if still running).
+fn run_killed_after(env: &Env, args: &[&str], envs: &[(&str, &str)], ms: u64) {
+    let mut cmd = env.cmd(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = Server(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let _ = child.0.kill(); // SIGKILL: no cleanup, like a crash
+    let _ = child.0.wait();
+}
+
+async fn expire_leases(env: &Env) {
+    // A killed worker's lease would expire by itself; make it so now.
+    let url = match &env.db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}/ward.db", env.data_dir().display()),
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+    sqlx::query("UPDATE job_leases SET expires_at = 0")
+        .execute(&pool)
+        .await
+        .expect("expire");
+    pool.close().await;
+}
+
+async fn kill_9_during_reencryption_and_master_rotation(backend: Backend) {
+    let env = Env::new(backend).await;
+    let weak = [
+        ("WARD_PASSWORD_HASHING__MEMORY_KIB", "64"),
+        ("WARD_PASSWORD_HASHING__ITERATIONS", "1"),
+        ("WARD_PASSWORD_HASHING__PARALLELISM", "1"),
+        ("WARD_PASSWORD_HASHING__DANGER_ALLOW_WEAK", "true"),
+    ];
+    let run = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut c = env.cmd(args);
+        for (k, v) in weak.iter().chain(extra) {
+            c.env(k, v);
+        }
+        c.stdin(Stdio::null()).output().expect("run")
+    };
+    ok(&run(&["tenant", "create", "--name", "Acme"], &[]));
+    ok(&env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "admin@acme.example",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "correct horse battery staple",
+    ));
+    let (server, base) = start_server(
+        &env,
+        &[
+            ("WARD_KEY_MAINTENANCE__INTERVAL_SECONDS", "86400"),
+            ("WARD_RATE_LIMIT__REQUESTS_PER_SECOND", "0"),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@acme.example", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    for i in 0..200 {
+        let r = http
+            .post(format!("{base}/api/v1/connections"))
+            .header("cookie", &cookie)
+            .json(
+                &json!({"name": format!("c{i}"), "kind": "splunk", "base_url": "https://s.example",
+                "credentials": {"token": format!("token-{i}")}}),
+            )
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(r.status(), 201);
+    }
+    server.stop();
+    let slow = [
+        ("WARD_KEY_MAINTENANCE__BATCH_SIZE", "10"),
+        ("WARD_KEY_MAINTENANCE__MAX_ROWS_PER_SECOND", "2000"),
+    ];
+    let mut interrupted_reencryptions = 0;
+    for i in 0..20u64 {
+        ok(&run(&["keys", "rotate", "--tenant", "acme"], &[]));
+        let mut args: Vec<(&str, &str)> = weak.to_vec();
+        args.extend_from_slice(&slow);
+        run_killed_after(
+            &env,
+            &["keys", "reencrypt", "--tenant", "acme"],
+            &args,
+            delay_ms(i, 150),
+        );
+        expire_leases(&env).await;
+        let status = ok(&run(&["keys", "status", "--tenant", "acme"], &[]));
+        if !status.contains("100% on the active version") {
+            interrupted_reencryptions += 1;
+        }
+        let out = run(&["keys", "verify"], &[]);
+        assert!(
+            ok(&out).contains("200 encrypted value(s)"),
+            "iteration {i}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let text = ok(&run(&["keys", "reencrypt", "--tenant", "acme"], &[]));
+    assert!(text.contains("destroyed"), "{text}");
+    let status = ok(&run(&["keys", "status", "--tenant", "acme"], &[]));
+    assert!(
+        status.contains("100% on the active version (200/200"),
+        "{status}"
+    );
+
+    // Master-secret rotation, killed at random points, resumed with the same new secret.
+    for n in 0..30 {
+        ok(&run(
+            &["tenant", "create", "--name", &format!("Company {n}")],
+            &[],
+        ));
+        ok(&run(
+            &["keys", "rotate", "--tenant", &format!("company-{n}")],
+            &[],
+        ));
+    }
+    let mut old = std::fs::read_to_string(env.data_dir().join("master.key"))
+        .expect("key")
+        .trim()
+        .to_owned();
+    let secrets: Vec<String> = (0..20u8)
+        .map(|i| base64_of(&[i.wrapping_mul(37).wrapping_add(11); 32]))
+        .collect();
+    let mut next = 0usize;
+    let mut interrupted_rotations = 0;
+    for i in 0..20u64 {
+        let new = secrets[next].clone();
+        let new_file = env.dir.path.join("next.key");
+        std::fs::write(&new_file, &new).expect("write");
+        run_killed_after(
+            &env,
+            &[
+                "keys",
+                "rotate-master",
+                "--new-secret-file",
+                new_file.to_str().expect("utf8"),
+            ],
+            &[weak.as_slice(), &[("WARD_MASTER_SECRET", old.as_str())]].concat(),
+            delay_ms(i + 100, 120),
+        );
+        // Finished: the new secret alone opens everything. Interrupted: new + previous does.
+        let alone = run(&["keys", "verify"], &[("WARD_MASTER_SECRET", &new)]);
+        if alone.status.success() {
+            old = new;
+            next += 1;
+            continue;
+        }
+        interrupted_rotations += 1;
+        let both = run(
+            &["keys", "verify"],
+            &[
+                ("WARD_MASTER_SECRET", &new),
+                ("WARD_PREVIOUS_MASTER_SECRET", &old),
+            ],
+        );
+        assert!(
+            both.status.success(),
+            "iteration {i}: {}",
+            String::from_utf8_lossy(&both.stderr)
+        );
+        // Resume to completion with the same new secret.
+        ok(&run(
+            &[
+                "keys",
+                "rotate-master",
+                "--new-secret-file",
+                new_file.to_str().expect("utf8"),
+            ],
+            &[("WARD_MASTER_SECRET", &old)],
+        ));
+        ok(&run(&["keys", "verify"], &[("WARD_MASTER_SECRET", &new)]));
+        old = new;
+        next += 1;
+    }
+    assert!(
+        ok(&run(&["keys", "verify"], &[("WARD_MASTER_SECRET", &old)]))
+            .contains("200 encrypted value(s)")
+    );
+    eprintln!(
+        "interrupted: {interrupted_reencryptions}/20 re-encryptions, {interrupted_rotations}/20 master rotations"
+    );
+    // The kills must really land mid-way some of the time, or this proves nothing.
+    assert!(interrupted_reencryptions > 0 && interrupted_rotations > 0);
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * k)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
