@@ -30,6 +30,8 @@ pub mod actions {
     pub const REENCRYPTION_FINISHED: &str = "reencryption.finished";
     pub const MASTER_ROTATION_STARTED: &str = "master.rotation_started";
     pub const MASTER_ROTATION_FINISHED: &str = "master.rotation_finished";
+    pub const BACKUP_CREATED: &str = "backup.created";
+    pub const BACKUP_RESTORED: &str = "backup.restored";
     pub const CONNECTION_CREATED: &str = "connection.created";
     pub const CONNECTION_UPDATED: &str = "connection.updated";
     pub const CONNECTION_DELETED: &str = "connection.deleted";
@@ -57,6 +59,8 @@ pub mod actions {
         REENCRYPTION_FINISHED,
         MASTER_ROTATION_STARTED,
         MASTER_ROTATION_FINISHED,
+        BACKUP_CREATED,
+        BACKUP_RESTORED,
         CONNECTION_CREATED,
         CONNECTION_UPDATED,
         CONNECTION_DELETED,

@@ -8,6 +8,7 @@
 
 pub mod aead;
 pub mod api_token;
+pub mod backup;
 pub mod envelope;
 pub mod master;
 pub mod password;

@@ -19,6 +19,7 @@ mod migrate;
 mod revoke;
 mod rows;
 mod sessions;
+mod snapshot;
 mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -38,6 +39,7 @@ pub use error::{Conflict, StoreError};
 pub use installation::InstallationRecord;
 pub use keys::{KeyToRewrap, StoredKey};
 pub use migrate::MIGRATIONS;
+pub use snapshot::SnapshotCounts;
 pub use users::UpdateOutcome;
 
 /// Which database engine a store runs on.

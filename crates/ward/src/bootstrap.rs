@@ -70,24 +70,7 @@ pub fn cli_context() -> Result<RequestContext> {
 /// Connects, verifies the master secret, migrates. Nothing is written before the
 /// secret is known to be right.
 pub async fn open(settings: &Settings) -> Result<Installation> {
-    let url = settings.database_url();
-    if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "cannot create data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
-    }
-    let store = Store::connect(
-        &url,
-        ConnectSettings {
-            max_connections: settings.database_max_connections,
-            ..Default::default()
-        },
-    )
-    .await
-    .map_err(|e| anyhow!("cannot open the database: {e}"))?;
+    let store = connect(settings).await?;
     let existing = store
         .installation()
         .await
@@ -185,6 +168,28 @@ fn verify(master: &MasterSecret, record: &InstallationRecord) -> Result<Installa
     Ok(salt)
 }
 
+/// Connects to the configured database (creating the SQLite data directory).
+pub async fn connect(settings: &Settings) -> Result<Store> {
+    let url = settings.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+    }
+    Store::connect(
+        &url,
+        ConnectSettings {
+            max_connections: settings.database_max_connections,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| anyhow!("cannot open the database: {e}"))
+}
+
 /// Reads a file holding a base64 master secret.
 pub fn read_secret_file(path: &Path) -> Result<MasterSecret> {
     let text = zeroize::Zeroizing::new(
@@ -212,7 +217,7 @@ fn configured_previous(settings: &Settings) -> Result<Option<MasterSecret>> {
         .transpose()
 }
 
-fn configured_secret(settings: &Settings, key_file: &Path) -> Result<Option<MasterSecret>> {
+pub fn configured_secret(settings: &Settings, key_file: &Path) -> Result<Option<MasterSecret>> {
     if let Some(s) = &settings.master_secret {
         return Ok(Some(MasterSecret::from_base64(s.expose()).map_err(
             |_| anyhow!("master_secret: must be base64 of at least 32 bytes"),

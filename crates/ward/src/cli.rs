@@ -49,6 +49,24 @@ pub enum Command {
     /// Per-company encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Encrypted backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a consistent snapshot of the database into an encrypted archive.
+    Create {
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Restore an archive into an empty database (the configured master secret
+    /// must be the one the backup was made with).
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let inst = bootstrap::open(&settings).await?;
             user(&settings, &inst, cmd).await
         }
+        Command::Backup(cmd) => crate::backup::run(&settings, cmd).await,
         Command::Keys(cmd) => {
             let inst = bootstrap::open(&settings).await?;
             crate::keys::run(&settings, &inst, cmd).await

@@ -102,6 +102,7 @@ fn one_line_error(out: &Output) -> String {
 }
 
 ward_store::on_both_backends!(
+    backup_and_restore_elsewhere,
     kill_9_during_reencryption_and_master_rotation,
     master_secret_rotation_and_verify,
     keys_rotate_status_and_reencrypt,
@@ -1066,4 +1067,108 @@ fn base64_of(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+async fn backup_and_restore_elsewhere(backend: Backend) {
+    let a = Env::new(backend).await;
+    ok(&a.run(&["tenant", "create", "--name", "Acme"]));
+    ok(&a.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "admin@acme.example",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "correct horse battery staple",
+    ));
+    let (server, base) = start_server(&a, &[]);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@acme.example", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let r = http
+        .post(format!("{base}/api/v1/connections"))
+        .header("cookie", &cookie)
+        .json(&json!({"name": "s", "kind": "splunk", "base_url": "https://s.example", "credentials": {"token": "backup-test-secret"}}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 201);
+    server.stop();
+    ok(&a.run(&["keys", "rotate", "--tenant", "acme"]));
+    let archive = a.dir.path.join("ward.backup");
+    let out = ok(&a.run(&["backup", "create", "--out", archive.to_str().expect("utf8")]));
+    assert!(out.contains("wrote"), "{out}");
+    let bytes = std::fs::read(&archive).expect("archive");
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("admin@acme.example"),
+        "the archive is encrypted"
+    );
+    let secret = std::fs::read_to_string(a.data_dir().join("master.key"))
+        .expect("key")
+        .trim()
+        .to_owned();
+
+    let b = Env::new(backend).await;
+    let restore = |env: &Env, file: &std::path::Path, secret: &str| {
+        env.cmd(&["backup", "restore", file.to_str().expect("utf8")])
+            .env("WARD_MASTER_SECRET", secret)
+            .stdin(Stdio::null())
+            .output()
+            .expect("restore")
+    };
+    // One flipped byte anywhere: refused, nothing written.
+    for at in [20usize, bytes.len() / 2, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x40;
+        let bad_file = b.dir.path.join("bad.backup");
+        std::fs::write(&bad_file, &bad).expect("write");
+        let line = one_line_error(&restore(&b, &bad_file, &secret));
+        assert!(
+            line.contains("damaged")
+                || line.contains("not a Ward backup")
+                || line.contains("master secret"),
+            "{line}"
+        );
+    }
+    let other = "T1RIRVJPVEhFUk9USEVST1RIRVJPVEhFUk9USEVST1Q=";
+    assert!(
+        one_line_error(&restore(&b, &archive, other))
+            .contains("not the one this backup was made with")
+    );
+    let out = restore(&b, &archive, &secret);
+    assert!(ok(&out).contains("restored"));
+    let verify = b
+        .cmd(&["keys", "verify"])
+        .env("WARD_MASTER_SECRET", &secret)
+        .output()
+        .expect("verify");
+    assert!(
+        ok(&verify).contains("1 encrypted value(s)"),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let users = b
+        .cmd(&["user", "list", "--tenant", "acme"])
+        .env("WARD_MASTER_SECRET", &secret)
+        .output()
+        .expect("users");
+    assert!(ok(&users).contains("admin@acme.example"));
+    // Restoring again into the now non-empty database is refused.
+    assert!(one_line_error(&restore(&b, &archive, &secret)).contains("non-empty"));
 }
