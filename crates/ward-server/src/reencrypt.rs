@@ -8,15 +8,16 @@
 //! each row), so a crash loses at most one batch of work. One worker at a time
 //! across instances: the job runs only while it holds the `key-maintenance` lease.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::json;
 use ward_core::audit::actions;
 use ward_core::keys::{DEFAULT_ROTATION_DAYS, KeyState, rotation_due};
 use ward_core::{Actor, AuditEvent, EventId, RequestContext, TenantId};
-use ward_crypto::FieldContext;
 use ward_crypto::envelope;
-use ward_store::{ENCRYPTED_FIELDS, Store};
+use ward_crypto::{FieldContext, TenantKey};
+use ward_store::{CiphertextSwap, ENCRYPTED_FIELDS, Store};
 
 use crate::AppState;
 use crate::keyring::KeyError;
@@ -130,6 +131,9 @@ pub async fn run_pass(
                 .keyring
                 .active(store, tenant, state.now(), &make)
                 .await?;
+            // Old versions' keys are unwrapped once per batch, not once per row.
+            let mut old_keys: HashMap<u32, TenantKey> = HashMap::new();
+            let mut swaps = Vec::with_capacity(batch.len());
             for row in &batch {
                 let ctx = FieldContext {
                     tenant_id: tenant.as_str(),
@@ -138,30 +142,34 @@ pub async fn run_pass(
                     row_id: &row.row_id,
                 };
                 let header = envelope::parse_header(&row.envelope)?;
-                let old_key = state
-                    .keys
-                    .keyring
-                    .version(store, tenant, header.key_version)
-                    .await?;
-                let plain = envelope::open(&old_key, ctx, &row.envelope)?;
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    old_keys.entry(header.key_version)
+                {
+                    slot.insert(
+                        state
+                            .keys
+                            .keyring
+                            .version(store, tenant, header.key_version)
+                            .await?,
+                    );
+                }
+                let old_key = old_keys
+                    .get(&header.key_version)
+                    .ok_or(KeyError::Missing(header.key_version))?;
+                let plain = envelope::open(old_key, ctx, &row.envelope)?;
                 let fresh =
                     envelope::seal(&new_key, active_version, ctx, &plain, state.rng.as_ref())?;
-                if store
-                    .swap_ciphertext(
-                        field,
-                        tenant,
-                        &row.row_id,
-                        &row.envelope,
-                        &fresh,
-                        active_version,
-                    )
-                    .await?
-                {
-                    report.moved += 1;
-                } else {
-                    report.skipped_concurrent += 1;
-                }
+                swaps.push(CiphertextSwap {
+                    row_id: row.row_id.clone(),
+                    old: row.envelope.clone(),
+                    new: fresh,
+                });
             }
+            let swapped = store
+                .swap_ciphertexts(field, tenant, &swaps, active_version)
+                .await?;
+            report.moved += swapped;
+            report.skipped_concurrent += swaps.len() as u64 - swapped;
             metrics::counter!("ward_reencrypted_fields_total", "entity" => field.entity, "field" => field.field)
                 .increment(batch.len() as u64);
             // Keep the lease while working through a long backlog.

@@ -148,6 +148,50 @@ impl Store {
     }
 }
 
+/// One compare-and-swap of a batch.
+#[derive(Debug, Clone)]
+pub struct CiphertextSwap {
+    pub row_id: String,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+impl Store {
+    /// Compare-and-swap for a whole batch in one transaction (one commit, not one
+    /// per row). Returns how many rows were swapped; rows changed meanwhile are
+    /// left alone.
+    pub async fn swap_ciphertexts(
+        &self,
+        field: &EncryptedField,
+        tenant: &TenantId,
+        swaps: &[CiphertextSwap],
+        new_version: u32,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "UPDATE {t} SET {c} = $1, {v} = $2 WHERE {id} = $3 AND tenant_id = $4 AND {c} = $5",
+            id = field.id_column,
+            c = field.column,
+            v = field.version_column,
+            t = field.table
+        );
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for s in swaps {
+            n += sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(s.new.clone())
+                .bind(i64::from(new_version))
+                .bind(s.row_id.clone())
+                .bind(tenant.as_str().to_owned())
+                .bind(s.old.clone())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
 fn ciphertext_from_row(r: &sqlx::any::AnyRow) -> Result<StoredCiphertext, StoreError> {
     let v: i64 = r.try_get("v")?;
     Ok(StoredCiphertext {

@@ -34,7 +34,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::AuditFilter;
 pub use connections::SealedCredentials;
-pub use encrypted::{ENCRYPTED_FIELDS, EncryptedField, StoredCiphertext};
+pub use encrypted::{CiphertextSwap, ENCRYPTED_FIELDS, EncryptedField, StoredCiphertext};
 pub use error::{Conflict, StoreError};
 pub use installation::InstallationRecord;
 pub use keys::{KeyToRewrap, StoredKey};
