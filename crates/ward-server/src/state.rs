@@ -41,6 +41,9 @@ pub struct Inner {
     pub(crate) ip_failures: Mutex<FailureThrottle>,
     pub(crate) request_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub(crate) login_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Re-encryption rate per (company, entity, field), measured by the job on this
+    /// instance: (fields per second, when measured).
+    pub(crate) reencryption_rates: Mutex<RateMap>,
 }
 
 impl std::ops::Deref for AppState {
@@ -49,6 +52,10 @@ impl std::ops::Deref for AppState {
         &self.0
     }
 }
+
+/// Re-encryption rates by (company, entity, field): (fields per second, measured at).
+pub(crate) type RateMap =
+    std::collections::HashMap<(String, &'static str, &'static str), (f64, ward_core::Timestamp)>;
 
 /// Most distinct keys each failure throttle remembers (bounded memory under attack).
 const THROTTLE_MAX_KEYS: usize = 100_000;
@@ -94,6 +101,7 @@ impl AppState {
             rng,
             request_limiter,
             login_limiter,
+            reencryption_rates: Mutex::new(std::collections::HashMap::new()),
         }))
     }
 

@@ -329,6 +329,10 @@ pub struct FieldProgress {
     pub by_version: Vec<VersionCount>,
     /// Ciphertexts not yet under the active version.
     pub remaining: i64,
+    /// Re-encryption rate, when the job runs on the instance that answers.
+    pub rate_per_second: Option<f64>,
+    /// Seconds until `remaining` reaches zero at that rate.
+    pub eta_seconds: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -26,6 +26,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0002_tenant_keys_connections.sqlite.sql"),
         postgres: include_str!("migrations/0002_tenant_keys_connections.postgres.sql"),
     },
+    Migration {
+        version: 3,
+        name: "connection_order_index",
+        sqlite: include_str!("migrations/0003_connection_order_index.sqlite.sql"),
+        postgres: include_str!("migrations/0003_connection_order_index.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

@@ -28,12 +28,25 @@ pub(crate) async fn key_status(state: &AppState, tenant: &TenantId) -> Result<Ke
     let mut fields = Vec::new();
     for f in ENCRYPTED_FIELDS {
         let counts = state.store().ciphertext_counts(f, tenant).await?;
-        let remaining = counts
+        let remaining: i64 = counts
             .iter()
             .filter(|(v, _)| Some(*v) != active)
             .map(|(_, n)| n)
             .sum();
+        // A rate measured in the last minute by this instance's job, if any.
+        let rate = state
+            .reencryption_rates
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&(tenant.to_string(), f.entity, f.field)).copied())
+            .filter(|(_, at)| state.now().seconds_since(*at) < 60 && remaining > 0)
+            .map(|(r, _)| r);
+        let eta_seconds = rate
+            .filter(|r| *r > 0.0)
+            .map(|r| (remaining as f64 / r).ceil() as u64);
         fields.push(FieldProgress {
+            rate_per_second: rate,
+            eta_seconds,
             entity: f.entity.to_owned(),
             field: f.field.to_owned(),
             by_version: counts
