@@ -60,7 +60,14 @@ async fn main() {
         .expect("hashing");
     let state = AppState::new(
         store.clone(),
-        ServerSettings::default(),
+        {
+            let mut s = ServerSettings::default();
+            // The load generator would trip the per-IP rate limit.
+            s.rate_limit.requests_per_second = 0;
+            s.rate_limit.login_per_minute = 0;
+            s.key_maintenance.idle_interval = std::time::Duration::from_secs(86_400);
+            s
+        },
         keys,
         hashing,
         Arc::new(SystemClock),
@@ -186,6 +193,10 @@ async fn main() {
     assert_eq!(report.moved as usize, rows);
     pool.close().await;
 
+    // API latency while re-encryption runs, against idle: an authenticated read of
+    // a connection's metadata (session check + a read of the table being rewritten).
+    let (idle, busy) = api_latency_during_reencryption(&state, &store, &tenant.id, &settings).await;
+
     let base_rate = rows as f64 / base_secs;
     let re_rate = rows as f64 / re_secs;
     println!(
@@ -201,4 +212,112 @@ async fn main() {
         "| re-encryption (read, unwrap, decrypt, encrypt, compare-and-swap) | {re_rate:.0} | {re_secs:.1} s | {:.0}% |",
         100.0 * re_rate / base_rate
     );
+    println!(
+        "\np99 of GET /api/v1/connections/{{id}} (wrk, 8 connections, 5 s): idle {idle}, during re-encryption {busy}"
+    );
+}
+
+/// p99 of `GET /api/v1/connections/{id}` (wrk, 8 connections, 5 s) idle, then while
+/// a second rotation's re-encryption pass runs.
+async fn api_latency_during_reencryption(
+    state: &AppState,
+    store: &Store,
+    tenant: &TenantId,
+    settings: &ReencryptSettings,
+) -> (String, String) {
+    use ward_core::user::User;
+    use ward_core::{Email, Role, UserId};
+    let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom)
+        .expect("h");
+    let phc = hashing
+        .hash("benchmark passphrase", &OsRandom)
+        .expect("hash");
+    let user = User {
+        id: UserId::from_random(OsRandom.bytes().expect("random")),
+        tenant_id: tenant.clone(),
+        email: Email::parse("bench@bench.example").expect("email"),
+        display_name: "bench".into(),
+        role: Role::Admin,
+        disabled: false,
+        created_at: Timestamp::from_millis(1),
+        updated_at: Timestamp::from_millis(1),
+    };
+    store
+        .create_user(
+            &user,
+            Some(phc.as_str()),
+            &event(tenant, "user.created").expect("event"),
+        )
+        .await
+        .expect("user");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server_state = state.clone();
+    tokio::spawn(async move {
+        let _ = ward_server::serve(server_state, listener, std::future::pending()).await;
+    });
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "bench@bench.example", "password": "benchmark passphrase"}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let url = format!("http://{addr}/api/v1/connections/{:012}", 42);
+    let wrk = |url: String, cookie: String| {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("wrk")
+                .args([
+                    "-t1",
+                    "-c8",
+                    "-d5s",
+                    "--latency",
+                    "-H",
+                    &format!("Cookie: {cookie}"),
+                    &url,
+                ])
+                .output()
+                .expect("wrk (Debian package) is required");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let p99 = text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("99%"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("?")
+                .to_owned();
+            let non2xx = text.contains("Non-2xx");
+            (p99, non2xx)
+        })
+    };
+    let (idle, bad_idle) = wrk(url.clone(), cookie.clone()).await.expect("wrk");
+    let make = |a: &'static str| event(tenant, a);
+    state
+        .keyring()
+        .rotate(store, tenant, Timestamp::from_millis(3), &make)
+        .await
+        .expect("rotate");
+    let pass_state = state.clone();
+    let pass_tenant = tenant.clone();
+    let pass_settings = *settings;
+    let pass =
+        tokio::spawn(
+            async move { run_pass(&pass_state, &pass_tenant, &pass_settings, "bench").await },
+        );
+    let (busy, bad_busy) = wrk(url, cookie).await.expect("wrk");
+    pass.await.expect("task").expect("pass");
+    assert!(
+        !bad_idle && !bad_busy,
+        "API reads failed during the benchmark"
+    );
+    (idle, busy)
 }
