@@ -100,21 +100,10 @@ impl Store {
         after_id: &str,
         limit: u32,
     ) -> Result<Vec<StoredCiphertext>, StoreError> {
-        let sql = format!(
-            "SELECT {id} AS row_id, {c} AS envelope, {v} AS v FROM {t} \
-             WHERE tenant_id = $1 AND {id} > $2 ORDER BY {id} LIMIT $3",
-            id = field.id_column,
-            c = field.column,
-            v = field.version_column,
-            t = field.table
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(tenant.as_str().to_owned())
-            .bind(after_id.to_owned())
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(ciphertext_from_row).collect()
+        // Key versions start at 1 (a CHECK in the schema), so "not under version 0"
+        // is every row.
+        self.stale_ciphertexts(field, tenant, 0, after_id, limit)
+            .await
     }
 
     /// Compare-and-swap: replaces a ciphertext only if it is still exactly `old`, so a
@@ -128,23 +117,15 @@ impl Store {
         new: &[u8],
         new_version: u32,
     ) -> Result<bool, StoreError> {
-        let sql = format!(
-            "UPDATE {t} SET {c} = $1, {v} = $2 WHERE {id} = $3 AND tenant_id = $4 AND {c} = $5",
-            id = field.id_column,
-            c = field.column,
-            v = field.version_column,
-            t = field.table
-        );
-        let n = sqlx::query(AssertSqlSafe(sql))
-            .bind(new.to_vec())
-            .bind(i64::from(new_version))
-            .bind(row_id.to_owned())
-            .bind(tenant.as_str().to_owned())
-            .bind(old.to_vec())
-            .execute(&self.pool)
+        let swap = CiphertextSwap {
+            row_id: row_id.to_owned(),
+            old: old.to_vec(),
+            new: new.to_vec(),
+        };
+        Ok(self
+            .swap_ciphertexts(field, tenant, &[swap], new_version)
             .await?
-            .rows_affected();
-        Ok(n == 1)
+            == 1)
     }
 }
 
