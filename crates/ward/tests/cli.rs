@@ -70,6 +70,37 @@ impl Env {
     }
 }
 
+/// Company "acme" with an Admin (admin@acme.example / "correct horse battery
+/// staple"), made with the operator CLI.
+fn acme_with_admin(env: &Env) {
+    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
+    ok(&env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "admin@acme.example",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "correct horse battery staple",
+    ));
+}
+
+/// The `name=value` pair of a sign-in response's session cookie.
+fn cookie_of(r: &reqwest::Response) -> String {
+    r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned()
+}
+
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -300,21 +331,7 @@ fn start_server(env: &Env, extra_env: &[(&str, &str)]) -> (Server, String) {
 
 async fn serve_end_to_end(backend: Backend) {
     let env = Env::new(backend).await;
-    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
-    ok(&env.run_with_stdin(
-        &[
-            "user",
-            "create",
-            "--tenant",
-            "acme",
-            "--email",
-            "admin@acme.example",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        "correct horse battery staple",
-    ));
+    acme_with_admin(&env);
     let (server, base) = start_server(&env, &[]);
     let http = reqwest::Client::new();
     let login = |email: &'static str, pw: &'static str| {
@@ -326,13 +343,7 @@ async fn serve_end_to_end(backend: Backend) {
         .await
         .expect("login");
     assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = cookie_of(&r);
     let r = http
         .post(format!("{base}/api/v1/users"))
         .header("cookie", &cookie)
@@ -344,13 +355,7 @@ async fn serve_end_to_end(backend: Backend) {
     let r = login("viewer@acme.example", "viewer passphrase 1")
         .await
         .expect("login");
-    let vcookie = r.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let vcookie = cookie_of(&r);
     let r = http
         .post(format!("{base}/api/v1/users"))
         .header("cookie", &vcookie)
@@ -497,21 +502,7 @@ async fn tls_serves_aead_only_with_secure_cookies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
-    ok(&env.run_with_stdin(
-        &[
-            "user",
-            "create",
-            "--tenant",
-            "acme",
-            "--email",
-            "admin@acme.example",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        "correct horse battery staple",
-    ));
+    acme_with_admin(&env);
     let (cert_s, key_s) = (
         cert.to_string_lossy().into_owned(),
         key.to_string_lossy().into_owned(),
@@ -633,21 +624,7 @@ async fn json_logs_are_one_object_per_line() {
 
 async fn keys_rotate_status_and_reencrypt(backend: Backend) {
     let env = Env::new(backend).await;
-    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
-    ok(&env.run_with_stdin(
-        &[
-            "user",
-            "create",
-            "--tenant",
-            "acme",
-            "--email",
-            "admin@acme.example",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        "correct horse battery staple",
-    ));
+    acme_with_admin(&env);
     assert!(ok(&env.run(&["keys", "status", "--tenant", "acme"])).contains("no key yet"));
     let (server, base) = start_server(&env, &[]);
     let http = reqwest::Client::new();
@@ -657,13 +634,7 @@ async fn keys_rotate_status_and_reencrypt(backend: Backend) {
         .send()
         .await
         .expect("login");
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = cookie_of(&r);
     let r = http
         .post(format!("{base}/api/v1/connections"))
         .header("cookie", &cookie)
@@ -721,21 +692,7 @@ async fn keys_rotate_status_and_reencrypt(backend: Backend) {
 
 async fn master_secret_rotation_and_verify(backend: Backend) {
     let env = Env::new(backend).await;
-    ok(&env.run(&["tenant", "create", "--name", "Acme"]));
-    ok(&env.run_with_stdin(
-        &[
-            "user",
-            "create",
-            "--tenant",
-            "acme",
-            "--email",
-            "admin@acme.example",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        "correct horse battery staple",
-    ));
+    acme_with_admin(&env);
     let login_and_create = |base: String, name: &'static str| async move {
         let http = reqwest::Client::new();
         let r = http
@@ -747,13 +704,7 @@ async fn master_secret_rotation_and_verify(backend: Backend) {
             .await
             .expect("login");
         assert_eq!(r.status(), 200);
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .expect("ascii")
-            .split(';')
-            .next()
-            .expect("pair")
-            .to_owned();
+        let cookie = cookie_of(&r);
         let r = http
             .post(format!("{base}/api/v1/connections"))
             .header("cookie", &cookie)
@@ -912,13 +863,7 @@ async fn kill_9_during_reencryption_and_master_rotation(backend: Backend) {
         .send()
         .await
         .expect("login");
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = cookie_of(&r);
     for i in 0..200 {
         let r = http
             .post(format!("{base}/api/v1/connections"))
@@ -1071,21 +1016,7 @@ fn base64_of(bytes: &[u8]) -> String {
 
 async fn backup_and_restore_elsewhere(backend: Backend) {
     let a = Env::new(backend).await;
-    ok(&a.run(&["tenant", "create", "--name", "Acme"]));
-    ok(&a.run_with_stdin(
-        &[
-            "user",
-            "create",
-            "--tenant",
-            "acme",
-            "--email",
-            "admin@acme.example",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        "correct horse battery staple",
-    ));
+    acme_with_admin(&a);
     let (server, base) = start_server(&a, &[]);
     let http = reqwest::Client::new();
     let r = http
@@ -1094,13 +1025,7 @@ async fn backup_and_restore_elsewhere(backend: Backend) {
         .send()
         .await
         .expect("login");
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = cookie_of(&r);
     let r = http
         .post(format!("{base}/api/v1/connections"))
         .header("cookie", &cookie)
