@@ -60,6 +60,13 @@ impl FailureThrottle {
         e.failures = e.failures.saturating_add(1);
     }
 
+    /// Takes back one counted attempt (a success counted before it was known).
+    pub fn forgive_one(&mut self, key: &str) {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.failures = e.failures.saturating_sub(1);
+        }
+    }
+
     pub fn record_success(&mut self, key: &str) {
         self.entries.remove(key);
     }
@@ -69,7 +76,13 @@ impl FailureThrottle {
         self.entries
             .retain(|_, e| now.seconds_since(e.window_start) < window);
         if self.entries.len() >= self.policy.max_keys {
-            // Still full of live entries: drop the oldest windows first.
+            // Never drop a locked key to make room: an attacker spraying new keys
+            // would otherwise unlock the accounts they are guessing.
+            let max = self.policy.max_failures;
+            self.entries.retain(|_, e| e.failures >= max);
+        }
+        if self.entries.len() >= self.policy.max_keys {
+            // Full of locked keys: drop the oldest windows first.
             let mut starts: Vec<(Timestamp, String)> = self
                 .entries
                 .iter()
@@ -115,6 +128,23 @@ mod tests {
         assert_eq!(t.retry_after("a", at(61)), None);
         t.record_success("a");
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn spraying_new_keys_does_not_unlock_a_locked_one() {
+        let mut t = FailureThrottle::new(ThrottlePolicy {
+            max_failures: 3,
+            window_secs: 600,
+            max_keys: 10,
+        });
+        let at = |s: i64| Timestamp::from_millis(s * 1000);
+        for _ in 0..3 {
+            t.record_failure("victim", at(0));
+        }
+        for i in 0..100 {
+            t.record_failure(&format!("spray{i}"), at(1));
+        }
+        assert!(t.retry_after("victim", at(2)).is_some());
     }
 
     #[test]

@@ -50,11 +50,16 @@ pub(crate) async fn request_meta(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let xff = req
+    // Proxies may append their own header line instead of extending the client's:
+    // read all lines, in order, as one list.
+    let xff_lines: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let client_ip = resolve_client_ip(peer, xff, &state.settings.trusted_proxies);
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let xff = (!xff_lines.is_empty()).then(|| xff_lines.join(","));
+    let client_ip = resolve_client_ip(peer, xff.as_deref(), &state.settings.trusted_proxies);
     let user_agent: String = req
         .headers()
         .get(header::USER_AGENT)

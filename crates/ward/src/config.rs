@@ -436,8 +436,29 @@ impl Settings {
     }
 }
 
-/// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
+/// `postgres://user:pw@host/db?password=x` → `postgres://user:[redacted]@host/db?password=[redacted]`.
 pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = redact_userinfo(base);
+    match query {
+        None => base,
+        Some(q) => {
+            let params: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=[redacted]"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -478,6 +499,10 @@ mod tests {
             "postgres://ward:[redacted]@db:5432/ward"
         );
         assert_eq!(redact_url("postgres://db/ward"), "postgres://db/ward");
+        assert_eq!(
+            redact_url("postgres://u@db/ward?sslmode=require&password=s3cret"),
+            "postgres://u@db/ward?sslmode=require&password=[redacted]"
+        );
         assert_eq!(
             redact_url("sqlite://ward-data/ward.db"),
             "sqlite://ward-data/ward.db"

@@ -43,15 +43,28 @@ pub(crate) async fn login(
     let now = state.now();
     let account_key: String = req.email.trim().to_lowercase().chars().take(300).collect();
     let ip_key = meta.client_ip.to_string();
+    // The audit trail keeps what was typed only if it is an email address: a
+    // password pasted into the wrong field must not be stored for ever.
+    let audit_email = Email::parse(&req.email)
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|_| "<not an email address>".to_owned());
+    // Check and count the attempt in one step, before the (slow) password check,
+    // so concurrent attempts cannot all slip under the limit. A success takes its
+    // count back below.
     let locked = {
-        let accounts = state
+        let mut accounts = state
             .account_failures
             .lock()
             .map_err(|_| ApiError::internal())?;
-        let ips = state.ip_failures.lock().map_err(|_| ApiError::internal())?;
-        accounts
+        let mut ips = state.ip_failures.lock().map_err(|_| ApiError::internal())?;
+        let locked = accounts
             .retry_after(&account_key, now)
-            .or_else(|| ips.retry_after(&ip_key, now))
+            .or_else(|| ips.retry_after(&ip_key, now));
+        if locked.is_none() {
+            accounts.record_failure(&account_key, now);
+            ips.record_failure(&ip_key, now);
+        }
+        locked
     };
     if let Some(secs) = locked {
         let e = event(
@@ -62,7 +75,7 @@ pub(crate) async fn login(
             actions::AUTH_LOGIN_FAILED,
         )?
         .failed()
-        .details(json!({ "email": account_key, "reason": "throttled" }));
+        .details(json!({ "email": audit_email, "reason": "throttled" }));
         state.store().record_audit(&e).await?;
         crate::metrics::record_login("throttled");
         return Err(ApiError::too_many(
@@ -90,15 +103,6 @@ pub(crate) async fn login(
         (Some(_), Verdict::Valid { .. }) => None,
     };
     if let Some(reason) = failure {
-        {
-            let mut accounts = state
-                .account_failures
-                .lock()
-                .map_err(|_| ApiError::internal())?;
-            accounts.record_failure(&account_key, now);
-            let mut ips = state.ip_failures.lock().map_err(|_| ApiError::internal())?;
-            ips.record_failure(&ip_key, now);
-        }
         let tenant = creds.as_ref().map(|c| c.user.tenant_id.clone());
         let mut e = event(
             &state,
@@ -108,7 +112,7 @@ pub(crate) async fn login(
             actions::AUTH_LOGIN_FAILED,
         )?
         .failed()
-        .details(json!({ "email": account_key, "reason": reason }));
+        .details(json!({ "email": audit_email, "reason": reason }));
         if let Some(c) = &creds {
             e = e.target("user", c.user.id.to_string());
         }
@@ -161,6 +165,11 @@ pub(crate) async fn login(
         .lock()
         .map_err(|_| ApiError::internal())?
         .record_success(&account_key);
+    state
+        .ip_failures
+        .lock()
+        .map_err(|_| ApiError::internal())?
+        .forgive_one(&ip_key);
     crate::metrics::record_login("success");
 
     let token = state
@@ -188,6 +197,7 @@ pub(crate) async fn logout(
     meta: RequestMeta,
     principal: Principal,
 ) -> Result<Response, ApiError> {
+    principal.require(ward_core::Permission::ReadOwnAccount)?;
     let Some(session_id) = principal.session_id() else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
