@@ -125,7 +125,7 @@ pub(crate) async fn security_headers(
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if state.settings.tls.is_some() {
+    if state.settings.https() {
         // Two years, the hstspreload.org minimum for preloading.
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -22,6 +22,10 @@ pub struct ServerSettings {
     pub password_hash_concurrency: usize,
     /// TLS certificate and key; `None` serves plain HTTP (behind a TLS proxy, or local).
     pub tls: Option<TlsFiles>,
+    /// Clients reach Ward over HTTPS even though Ward itself serves plain HTTP
+    /// (TLS ends at a reverse proxy): mark the session cookie `Secure` (`__Host-`)
+    /// and send HSTS. Implied when `tls` is set.
+    pub secure_cookies: bool,
     /// The background key-maintenance job (rotation, re-encryption, destruction).
     pub key_maintenance: crate::reencrypt::ReencryptSettings,
 }
@@ -60,8 +64,16 @@ impl Default for ServerSettings {
             login_throttle: LoginThrottleSettings::default(),
             password_hash_concurrency: 4,
             tls: None,
+            secure_cookies: false,
             key_maintenance: crate::reencrypt::ReencryptSettings::default(),
         }
+    }
+}
+
+impl ServerSettings {
+    /// Whether browsers reach Ward over HTTPS (directly or through a TLS proxy).
+    pub fn https(&self) -> bool {
+        self.tls.is_some() || self.secure_cookies
     }
 }
 

@@ -144,7 +144,7 @@ impl AppState {
     pub(crate) fn cookie_name(&self) -> &'static str {
         // `__Host-` (RFC 6265bis §4.1.3.2) forces Secure, Path=/ and no Domain, but
         // browsers only accept it over HTTPS.
-        if self.settings.tls.is_some() {
+        if self.settings.https() {
             "__Host-ward_session"
         } else {
             "ward_session"

@@ -60,6 +60,8 @@ pub struct Settings {
     pub log_level: String,
     pub trusted_origins: Vec<String>,
     pub trusted_proxies: Vec<String>,
+    /// TLS ends at a reverse proxy: mark cookies Secure and send HSTS anyway.
+    pub secure_cookies: bool,
     pub max_body_bytes: usize,
     pub database_max_connections: u32,
     pub session: SessionSection,
@@ -150,6 +152,7 @@ impl Default for Settings {
             log_level: "info".to_owned(),
             trusted_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            secure_cookies: false,
             max_body_bytes: 1024 * 1024,
             database_max_connections: 16,
             session: SessionSection::default(),
@@ -396,6 +399,7 @@ impl Settings {
                 absolute_timeout_secs: self.session.absolute_timeout_hours * 3600,
             },
             max_body_bytes: self.max_body_bytes,
+            secure_cookies: self.secure_cookies,
             rate_limit: RateLimitSettings {
                 requests_per_second: self.rate_limit.requests_per_second,
                 burst: self.rate_limit.burst,

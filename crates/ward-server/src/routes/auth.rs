@@ -231,7 +231,7 @@ pub(crate) async fn logout(
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.settings.tls.is_some() {
+    let secure = if state.settings.https() {
         "; Secure"
     } else {
         ""

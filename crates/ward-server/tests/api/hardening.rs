@@ -15,7 +15,37 @@ on_both_backends!(
     rate_limit_answers_429,
     health_ready_metrics,
     no_secret_is_logged,
+    secure_cookies_behind_a_tls_proxy,
 );
+
+async fn secure_cookies_behind_a_tls_proxy(backend: ward_store::Backend) {
+    let app = spawn_app_with(backend, |s| s.secure_cookies = true).await;
+    let t = app.tenant("acme").await;
+    app.user(&t, "u@acme.example", Role::User).await;
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"email": "u@acme.example", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        cookie.starts_with("__Host-ward_session=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    assert!(r.headers().get("strict-transport-security").is_some());
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    assert_eq!(
+        app.get("/api/v1/me", &Auth::Cookie(pair)).await.status(),
+        StatusCode::OK
+    );
+}
 
 async fn cross_site_post_with_cookie_is_refused(backend: ward_store::Backend) {
     let app = spawn_app_with(backend, |s| {
