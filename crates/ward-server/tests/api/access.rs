@@ -145,6 +145,20 @@ async fn other_tenants_ids_are_not_found(backend: ward_store::Backend) {
         .expect("id")
         .to_owned();
     let b_admin = app.member(&b, "admin@bravo.example", Role::Admin).await;
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/connections",
+            &a_admin.auth,
+            json!({
+            "name": "alpha siem", "kind": "splunk", "base_url": "https://siem.alpha.example",
+            "credentials": {"token": "alpha-token"}}),
+        )
+        .await;
+    let a_conn = r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
 
     let probes: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, format!("/api/v1/users/{}", a_user.id), None),
@@ -165,6 +179,22 @@ async fn other_tenants_ids_are_not_found(backend: ward_store::Backend) {
             None,
         ),
         (Method::DELETE, format!("/api/v1/tokens/{a_token}"), None),
+        (Method::GET, format!("/api/v1/connections/{a_conn}"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/connections/{a_conn}"),
+            Some(json!({"name": "taken over"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/connections/{a_conn}/test"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/connections/{a_conn}"),
+            None,
+        ),
     ];
     for (m, path, body) in probes {
         let mut req = app.req(m.clone(), &path, &b_admin.auth);
