@@ -36,6 +36,12 @@ pub mod actions {
     pub const CONNECTION_UPDATED: &str = "connection.updated";
     pub const CONNECTION_DELETED: &str = "connection.deleted";
     pub const CONNECTION_CREDENTIALS_USED: &str = "connection.credentials_used";
+    pub const AUDIT_EXPORTED: &str = "audit.exported";
+    pub const AUDIT_SINK_CREATED: &str = "audit.sink_created";
+    pub const AUDIT_SINK_REMOVED: &str = "audit.sink_removed";
+    pub const AUDIT_SINK_FAILING: &str = "audit.sink_failing";
+    pub const AUDIT_SINK_RECOVERED: &str = "audit.sink_recovered";
+    pub const AUDIT_SIGNING_KEY_ROTATED: &str = "audit.signing_key_rotated";
 
     pub const ALL: &[&str] = &[
         INSTALLATION_INITIALIZED,
@@ -65,6 +71,12 @@ pub mod actions {
         CONNECTION_UPDATED,
         CONNECTION_DELETED,
         CONNECTION_CREDENTIALS_USED,
+        AUDIT_EXPORTED,
+        AUDIT_SINK_CREATED,
+        AUDIT_SINK_REMOVED,
+        AUDIT_SINK_FAILING,
+        AUDIT_SINK_RECOVERED,
+        AUDIT_SIGNING_KEY_ROTATED,
     ];
 }
 
@@ -182,6 +194,8 @@ pub struct AuditEvent {
 pub struct StoredAuditEvent {
     /// Insertion order, for pagination. Not the Merkle leaf index (a later layer).
     pub seq: i64,
+    /// Position in the tamper-evident log, once the sequencer has integrated it.
+    pub leaf_index: Option<u64>,
     pub id: EventId,
     pub occurred_at: Timestamp,
     pub tenant_id: Option<TenantId>,
@@ -229,8 +243,62 @@ impl AuditEvent {
         self
     }
 
+    /// Sets the details. Non-integer numbers become strings: the tamper-evident
+    /// log's canonical encoding (RFC 8785, integers only) must accept every event.
     pub fn details(mut self, details: Value) -> Self {
-        self.details = details;
+        self.details = integers_only(details);
         self
+    }
+}
+
+fn integers_only(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.as_i64().is_none() && n.as_u64().is_none() => {
+            Value::String(n.to_string())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(integers_only).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, integers_only(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+impl StoredAuditEvent {
+    /// The event as the Merkle leaf commits to it (canonicalized with RFC 8785) and
+    /// as exports carry it: every stored column but the read-order `seq`.
+    pub fn leaf_value(&self) -> Value {
+        serde_json::json!({
+            "id": self.id.as_str(),
+            "occurred_at": self.occurred_at.millis(),
+            "tenant_id": self.tenant_id.as_ref().map(|t| t.as_str()),
+            "actor_kind": self.actor.kind.as_str(),
+            "actor_id": self.actor.id,
+            "actor_label": self.actor.label,
+            "ip": self.context.ip,
+            "user_agent": self.context.user_agent,
+            "request_id": self.context.request_id,
+            "action": self.action,
+            "target_kind": self.target_kind,
+            "target_id": self.target_id,
+            "outcome": self.outcome,
+            "details": self.details,
+        })
+    }
+}
+
+#[cfg(test)]
+mod leaf_tests {
+    use super::*;
+
+    #[test]
+    fn details_keep_integers_and_turn_fractions_into_strings() {
+        let v = integers_only(serde_json::json!({"a": 1, "b": [2.5, {"c": -3}], "d": 1e300}));
+        assert_eq!(v["a"], 1);
+        assert_eq!(v["b"][0], "2.5");
+        assert_eq!(v["b"][1]["c"], -3);
+        assert!(v["d"].is_string());
     }
 }

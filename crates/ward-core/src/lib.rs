@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod audit_format;
 pub mod connection;
 pub mod email;
 pub mod ids;

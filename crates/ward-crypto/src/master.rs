@@ -109,6 +109,13 @@ impl PurposeKey {
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The key as a seed for a primitive outside this crate (the audit log's
+    /// Ed25519 checkpoint key). Copy it only into a type that zeroizes or keeps it
+    /// private, never into a log line.
+    pub fn seed_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(*self.0)
+    }
 }
 
 impl std::fmt::Debug for PurposeKey {

@@ -49,6 +49,7 @@ async fn main() {
     let salt = InstallationSalt::generate(&OsRandom).expect("salt");
     let keys = Keys {
         sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
+        audit: Arc::new(ward_server::audit_log::checkpoint_signer(&master, &salt)),
         api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
         keyring: ward_server::keyring::Keyring::new(
             MasterCredentialKey::derive(&master, &salt),

@@ -134,6 +134,30 @@ pub const ROUTES: &[RouteAccess] = &[
     ),
     route(
         "GET",
+        "/api/v1/audit/checkpoint",
+        Requires(P::ReadAuditLog),
+        "installation-wide tree: sizes and hashes only",
+    ),
+    route(
+        "GET",
+        "/api/v1/audit/proof/inclusion",
+        Requires(P::ReadAuditLog),
+        "installation-wide tree: hashes only",
+    ),
+    route(
+        "GET",
+        "/api/v1/audit/proof/consistency",
+        Requires(P::ReadAuditLog),
+        "installation-wide tree: hashes only",
+    ),
+    route(
+        "GET",
+        "/api/v1/audit/export",
+        Requires(P::ReadAuditLog),
+        "own company's events; others' as hashes (proofs format); audited",
+    ),
+    route(
+        "GET",
         "/api/v1/connections",
         Requires(P::ReadConnections),
         "metadata only; credentials are never returned",

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod audit_export;
+pub mod audit_log;
 mod app;
 pub mod client_ip;
 mod clock;

@@ -47,6 +47,13 @@ pub async fn serve(
         state.settings.key_maintenance,
         holder.clone(),
     ));
+    let sequencer = tokio::spawn(crate::audit_log::run_forever(
+        state.store().clone(),
+        state.keys.audit.clone(),
+        state.clock.clone(),
+        state.settings.audit_sequencer,
+        holder.clone(),
+    ));
     let store = state.store().clone();
     let tls = state.settings.tls.clone();
     let app = build_app(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -74,6 +81,10 @@ pub async fn serve(
     };
     housekeeping.abort();
     maintenance.abort();
+    sequencer.abort();
+    let _ = store
+        .release_lease(crate::audit_log::LEASE_NAME, &holder)
+        .await;
     // Hand the job over at once instead of when the lease expires.
     let _ = store
         .release_lease(crate::reencrypt::LEASE_NAME, &holder)

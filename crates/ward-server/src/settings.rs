@@ -28,6 +28,8 @@ pub struct ServerSettings {
     pub secure_cookies: bool,
     /// The background key-maintenance job (rotation, re-encryption, destruction).
     pub key_maintenance: crate::reencrypt::ReencryptSettings,
+    /// Audit sequencer and checkpoint cadence.
+    pub audit_sequencer: crate::audit_log::SequencerSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +68,7 @@ impl Default for ServerSettings {
             tls: None,
             secure_cookies: false,
             key_maintenance: crate::reencrypt::ReencryptSettings::default(),
+            audit_sequencer: crate::audit_log::SequencerSettings::default(),
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct Keys {
     pub api_tokens: ApiTokenHasher,
     /// Tenant keys: wrapping under the master credential key, field encryption.
     pub keyring: crate::keyring::Keyring,
+    /// Signs the audit log's checkpoints (Ed25519 from the "audit" purpose key).
+    pub audit: Arc<ward_audit::CheckpointSigner>,
 }
 
 #[derive(Clone)]

@@ -196,6 +196,9 @@ pub struct AuditQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventView {
     pub seq: i64,
+    /// Position in the tamper-evident log; absent until the sequencer integrates
+    /// the event (within about a second).
+    pub leaf_index: Option<u64>,
     pub id: String,
     pub occurred_at: String,
     pub tenant_id: Option<String>,
@@ -217,6 +220,7 @@ impl From<StoredAuditEvent> for AuditEventView {
     fn from(e: StoredAuditEvent) -> Self {
         Self {
             seq: e.seq,
+            leaf_index: e.leaf_index,
             id: e.id.to_string(),
             occurred_at: e.occurred_at.to_rfc3339(),
             tenant_id: e.tenant_id.map(|t| t.to_string()),
@@ -360,4 +364,69 @@ pub struct RotatedKey {
 pub struct KeyPolicyRequest {
     /// 1 to 3650 days.
     pub rotation_interval_days: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointView {
+    pub tree_size: u64,
+    /// Hex SHA-256 root of the RFC 9162 tree.
+    pub root_hash: String,
+    pub issued_at: String,
+    /// The signed note (C2SP checkpoint format), exactly as verified.
+    pub note: String,
+    /// The verifier key (`ward audit public-key` prints the same).
+    pub public_key: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    /// Leaf index, below `size`.
+    pub index: u64,
+    /// Tree size the proof is for, at most the current tree size.
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InclusionProofView {
+    pub index: u64,
+    pub size: u64,
+    /// Hex hashes, bottom to top (RFC 9162 §2.1.3).
+    pub proof: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    /// Older tree size, at least 1.
+    pub from: u64,
+    /// Newer tree size, at least `from` and at most the current tree size.
+    pub to: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsistencyProofView {
+    pub from: u64,
+    pub to: u64,
+    /// Hex hashes (RFC 9162 §2.1.4).
+    pub proof: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `jsonl`, `ocsf`, `cef`, `csv` or `proofs`.
+    pub format: String,
+    /// Exact action name (not for `proofs`).
+    pub action: Option<String>,
+    /// Actor id (not for `proofs`).
+    pub actor: Option<String>,
+    /// RFC 3339; events at or after (not for `proofs`).
+    pub since: Option<String>,
+    /// RFC 3339; events before (not for `proofs`).
+    pub until: Option<String>,
+    /// First leaf index (`proofs` only; default 0).
+    pub from: Option<u64>,
+    /// Leaf index after the last (`proofs` only; default the tree size).
+    pub to: Option<u64>,
 }

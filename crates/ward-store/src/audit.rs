@@ -46,6 +46,10 @@ pub struct AuditFilter {
     pub until: Option<Timestamp>,
     /// Keyset pagination: only events with `seq` below this (newest first).
     pub before_seq: Option<i64>,
+    /// Keyset pagination: only events with `seq` above this (oldest first).
+    pub after_seq: Option<i64>,
+    /// Oldest first (exports) instead of newest first (browsing).
+    pub oldest_first: bool,
     pub limit: u32,
 }
 
@@ -65,8 +69,10 @@ impl Store {
     ) -> Result<Vec<StoredAuditEvent>, StoreError> {
         // Only fixed SQL fragments are concatenated; every value is a bound parameter.
         let mut sql = String::from(
-            "SELECT seq, id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, ip, user_agent, \
-             request_id, action, target_kind, target_id, outcome, details FROM audit_events WHERE 1 = 1",
+            "SELECT e.seq, l.leaf_index, e.id, e.occurred_at, e.tenant_id, e.actor_kind, e.actor_id, \
+             e.actor_label, e.ip, e.user_agent, e.request_id, e.action, e.target_kind, e.target_id, \
+             e.outcome, e.details FROM audit_events e \
+             LEFT JOIN audit_leaves l ON l.event_seq = e.seq WHERE 1 = 1",
         );
         let mut n = 0;
         let mut param = |sql: &mut String, clause: &str| {
@@ -74,24 +80,31 @@ impl Store {
             sql.push_str(&clause.replace('?', &format!("${n}")));
         };
         if filter.tenant_id.is_some() {
-            param(&mut sql, " AND tenant_id = ?");
+            param(&mut sql, " AND e.tenant_id = ?");
         }
         if filter.action.is_some() {
-            param(&mut sql, " AND action = ?");
+            param(&mut sql, " AND e.action = ?");
         }
         if filter.actor_id.is_some() {
-            param(&mut sql, " AND actor_id = ?");
+            param(&mut sql, " AND e.actor_id = ?");
         }
         if filter.since.is_some() {
-            param(&mut sql, " AND occurred_at >= ?");
+            param(&mut sql, " AND e.occurred_at >= ?");
         }
         if filter.until.is_some() {
-            param(&mut sql, " AND occurred_at < ?");
+            param(&mut sql, " AND e.occurred_at < ?");
         }
         if filter.before_seq.is_some() {
-            param(&mut sql, " AND seq < ?");
+            param(&mut sql, " AND e.seq < ?");
         }
-        param(&mut sql, " ORDER BY seq DESC LIMIT ?");
+        if filter.after_seq.is_some() {
+            param(&mut sql, " AND e.seq > ?");
+        }
+        if filter.oldest_first {
+            param(&mut sql, " ORDER BY e.seq LIMIT ?");
+        } else {
+            param(&mut sql, " ORDER BY e.seq DESC LIMIT ?");
+        }
         let mut q = sqlx::query(AssertSqlSafe(sql));
         if let Some(t) = &filter.tenant_id {
             q = q.bind(t.as_str().to_owned());
@@ -111,17 +124,26 @@ impl Store {
         if let Some(s) = filter.before_seq {
             q = q.bind(s);
         }
+        if let Some(s) = filter.after_seq {
+            q = q.bind(s);
+        }
         q = q.bind(i64::from(filter.limit));
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
     }
 }
 
-fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<StoredAuditEvent, StoreError> {
+pub(crate) fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<StoredAuditEvent, StoreError> {
     let kind: String = r.try_get("actor_kind")?;
     let details: String = r.try_get("details")?;
     Ok(StoredAuditEvent {
         seq: r.try_get("seq")?,
+        // Present only in reads that join the leaves.
+        leaf_index: r
+            .try_get::<Option<i64>, _>("leaf_index")
+            .ok()
+            .flatten()
+            .map(|i| i as u64),
         id: EventId::from_stored(r.try_get("id")?),
         occurred_at: Timestamp::from_millis(r.try_get("occurred_at")?),
         tenant_id: r

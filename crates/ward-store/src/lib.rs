@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod audit_log;
 mod connections;
 pub mod encrypted;
 mod error;
@@ -33,6 +34,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::AuditFilter;
+pub use audit_log::{LeafRecord, NewLeaf, StoredCheckpoint};
 pub use connections::SealedCredentials;
 pub use encrypted::{CiphertextSwap, ENCRYPTED_FIELDS, EncryptedField, StoredCiphertext};
 pub use error::{Conflict, StoreError};

@@ -32,6 +32,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0003_connection_order_index.sqlite.sql"),
         postgres: include_str!("migrations/0003_connection_order_index.postgres.sql"),
     },
+    Migration {
+        version: 4,
+        name: "audit_log",
+        sqlite: include_str!("migrations/0004_audit_log.sqlite.sql"),
+        postgres: include_str!("migrations/0004_audit_log.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

@@ -139,6 +139,39 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
         "key_policies",
         &[("tenant_id", Text), ("rotation_interval_days", Int)],
     ),
+    (
+        "audit_leaves",
+        &[("leaf_index", Int), ("event_seq", Int), ("integrated_at", Int)],
+    ),
+    (
+        "audit_tree",
+        &[("level", Int), ("node_index", Int), ("hash", Bytes)],
+    ),
+    (
+        "audit_checkpoints",
+        &[
+            ("tree_size", Int),
+            ("root_hash", Bytes),
+            ("issued_at", Int),
+            ("note", Text),
+        ],
+    ),
+    (
+        "audit_sinks",
+        &[
+            ("id", Text),
+            ("name", Text),
+            ("kind", Text),
+            ("config", Text),
+            ("secret", Bytes),
+            ("secret_master_version", Int),
+            ("created_at", Int),
+            ("delivered_size", Int),
+            ("failing_since", Int),
+            ("alerted", Int),
+            ("last_error", Text),
+        ],
+    ),
 ];
 
 /// Rows per table in a snapshot, for reporting.

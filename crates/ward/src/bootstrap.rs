@@ -32,6 +32,10 @@ impl Installation {
     pub fn keys(&self) -> Keys {
         Keys {
             sessions: SessionSealer::new(&self.master.derive(&self.salt, Purpose::Sessions)),
+            audit: std::sync::Arc::new(ward_server::audit_log::checkpoint_signer(
+                &self.master,
+                &self.salt,
+            )),
             api_tokens: ApiTokenHasher::new(&self.master.derive(&self.salt, Purpose::ApiTokens)),
             keyring: {
                 let ring = ward_server::keyring::Keyring::new(

@@ -52,6 +52,56 @@ pub enum Command {
     /// Encrypted backups.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// The tamper-evident audit log: checkpoints, verification, exports.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the checkpoint verifier key (give it to auditors).
+    PublicKey,
+    /// Integrate pending events and sign a checkpoint now; print it.
+    Checkpoint,
+    /// Verify the whole log in the database, or (with --export) an exported file
+    /// offline. Exit 1 naming the first bad index.
+    Verify {
+        /// An export made with `--format proofs`, verified without the database.
+        #[arg(long, value_name = "FILE", requires = "public_key")]
+        export: Option<PathBuf>,
+        /// The verifier key (or a file holding it) from `ward audit public-key`.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+    },
+    /// Export events: jsonl, ocsf, cef, csv, or proofs (verifiable offline).
+    Export {
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Output file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Company slug or id: only its events (in full; others' as hashes with proofs).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// First leaf index (proofs only).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Leaf index after the last (proofs only; default the tree size).
+        #[arg(long)]
+        to: Option<u64>,
+        /// RFC 3339: events at or after.
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339: events before.
+        #[arg(long)]
+        until: Option<String>,
+        /// Actor id.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Action name.
+        #[arg(long)]
+        action: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,6 +55,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             user(&settings, &inst, cmd).await
         }
         Command::Backup(cmd) => crate::backup::run(&settings, cmd).await,
+        Command::Audit(crate::cli::AuditCommand::Verify {
+            export: Some(file),
+            public_key,
+        }) => crate::audit::verify_export_file(&file, public_key.as_deref().unwrap_or_default()),
+        Command::Audit(cmd) => {
+            let inst = bootstrap::open(&settings).await?;
+            crate::audit::run(&inst, cmd).await
+        }
         Command::Keys(cmd) => {
             let inst = bootstrap::open(&settings).await?;
             crate::keys::run(&settings, &inst, cmd).await

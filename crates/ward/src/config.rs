@@ -70,6 +70,27 @@ pub struct Settings {
     pub login_throttle: LoginThrottleSection,
     pub password_hashing: PasswordHashingSection,
     pub key_maintenance: KeyMaintenanceSection,
+    pub audit: AuditSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Milliseconds between sequencer passes: the most an event waits to become a
+    /// Merkle leaf (plus the pass itself).
+    pub sequencer_interval_ms: u64,
+    /// Seconds between signed checkpoints (when the tree has grown).
+    pub checkpoint_interval_seconds: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        let d = ward_server::audit_log::SequencerSettings::default();
+        Self {
+            sequencer_interval_ms: d.interval.as_millis() as u64,
+            checkpoint_interval_seconds: d.checkpoint_interval.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +182,7 @@ impl Default for Settings {
             login_throttle: LoginThrottleSection::default(),
             password_hashing: PasswordHashingSection::default(),
             key_maintenance: KeyMaintenanceSection::default(),
+            audit: AuditSection::default(),
         }
     }
 }
@@ -330,6 +352,12 @@ impl Settings {
         if !(1..=86_400).contains(&km.interval_seconds) {
             bail!("key_maintenance.interval_seconds: must be between 1 and 86400");
         }
+        if !(10..=60_000).contains(&self.audit.sequencer_interval_ms) {
+            bail!("audit.sequencer_interval_ms: must be between 10 and 60000");
+        }
+        if !(1..=86_400).contains(&self.audit.checkpoint_interval_seconds) {
+            bail!("audit.checkpoint_interval_seconds: must be between 1 and 86400");
+        }
         let ph = &self.password_hashing;
         self.password_params()?;
         if !(1..=64).contains(&ph.concurrency) {
@@ -423,6 +451,13 @@ impl Settings {
                 max_rows_per_second: self.key_maintenance.max_rows_per_second,
                 idle_interval: std::time::Duration::from_secs(
                     self.key_maintenance.interval_seconds,
+                ),
+                ..Default::default()
+            },
+            audit_sequencer: ward_server::audit_log::SequencerSettings {
+                interval: std::time::Duration::from_millis(self.audit.sequencer_interval_ms),
+                checkpoint_interval: std::time::Duration::from_secs(
+                    self.audit.checkpoint_interval_seconds,
                 ),
                 ..Default::default()
             },

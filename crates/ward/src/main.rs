@@ -2,6 +2,7 @@
 //! as one line on stderr with a non-zero exit status.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod backup;
 mod bootstrap;
 mod cli;

@@ -122,6 +122,7 @@ async fn spawn_on(
     tweak(&mut settings);
     let keys = Keys {
         sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
+        audit: Arc::new(ward_server::audit_log::checkpoint_signer(&master, &salt)),
         api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
         keyring: ward_server::keyring::Keyring::new(
             ward_crypto::MasterCredentialKey::derive(&master, &salt),

@@ -1,0 +1,306 @@
+//! The tamper-evident audit log at work: the sequencer that turns committed
+//! events into Merkle leaves, checkpoint signing, and proofs served from stored
+//! subtrees. Used by `ward serve` (one sequencer across instances, by lease) and by
+//! the CLI.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use ward_audit::tree::{consistency_ranges, hash_ranges, inclusion_ranges, nodes_needed};
+use ward_audit::{Checkpoint, CheckpointSigner, Frontier, Hash, canonical_json, leaf_hash};
+use ward_core::Timestamp;
+use ward_core::audit::StoredAuditEvent;
+use ward_crypto::{InstallationSalt, MasterSecret, Purpose};
+use ward_store::{Conflict, NewLeaf, Store, StoreError, StoredCheckpoint};
+
+pub const LEASE_NAME: &str = "audit-sequencer";
+
+/// How far below the newest integrated `seq` each pass looks for events whose
+/// transaction committed late. Anything older is found by the periodic full sweep.
+const LATE_COMMIT_WINDOW: i64 = 10_000;
+
+/// The checkpoint key: Ed25519 from the master secret's "audit" purpose key. The
+/// origin names this installation (from its salt), so two Ward logs never share one.
+pub fn checkpoint_signer(master: &MasterSecret, salt: &InstallationSalt) -> CheckpointSigner {
+    let fingerprint = Sha256::digest(salt.as_bytes());
+    let origin = format!("ward/{}", hex(&fingerprint[..8]));
+    let seed = master.derive(salt, Purpose::Audit).seed_bytes();
+    CheckpointSigner::from_seed(&origin, *seed)
+}
+
+/// The leaf a stored event commits to.
+pub fn event_leaf(event: &StoredAuditEvent) -> Result<Hash, StoreError> {
+    let bytes = canonical_json(&event.leaf_value())
+        .map_err(|e| StoreError::Corrupt(format!("audit event {}: {e}", event.id.as_str())))?;
+    Ok(leaf_hash(&bytes))
+}
+
+/// Rebuilds the frontier of the stored tree of `size` leaves.
+pub async fn load_frontier(store: &Store, size: u64) -> Result<Frontier, StoreError> {
+    let ids = Frontier::peak_nodes(size);
+    let nodes = store.audit_nodes(&ids.iter().copied().collect()).await?;
+    let peaks = ids
+        .iter()
+        .map(|id| {
+            nodes.get(id).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "audit tree node (level {}, index {}) is missing",
+                    id.level, id.index
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Frontier::from_peaks(size, peaks)
+        .ok_or_else(|| StoreError::Corrupt("audit tree frontier".into()))
+}
+
+/// Integrates committed events into the tree. Holds the frontier between passes so
+/// a pass costs one read of pending events and one write transaction.
+#[derive(Debug, Default)]
+pub struct Sequencer {
+    frontier: Option<Frontier>,
+    newest_seq: i64,
+    sweep_due: bool,
+}
+
+impl Sequencer {
+    pub fn new() -> Self {
+        Self {
+            frontier: None,
+            newest_seq: 0,
+            // The first pass looks at everything: events written while no
+            // sequencer ran (the CLI, a crash) are integrated first.
+            sweep_due: true,
+        }
+    }
+
+    /// Asks the next pass to look at every event, not only recent ones.
+    pub fn schedule_sweep(&mut self) {
+        self.sweep_due = true;
+    }
+
+    /// One batch: returns how many events became leaves.
+    pub async fn integrate(
+        &mut self,
+        store: &Store,
+        now: Timestamp,
+        batch: u32,
+    ) -> Result<usize, StoreError> {
+        let size = store.audit_tree_size().await?;
+        let mut frontier = match self.frontier.take() {
+            Some(f) if f.size() == size => f,
+            _ => load_frontier(store, size).await?,
+        };
+        let floor = if self.sweep_due {
+            -1
+        } else {
+            self.newest_seq - LATE_COMMIT_WINDOW
+        };
+        let events = store.pending_audit_events(floor, batch).await?;
+        if events.len() < batch as usize {
+            self.sweep_due = false;
+        }
+        if events.is_empty() {
+            self.frontier = Some(frontier);
+            return Ok(0);
+        }
+        let before = frontier.clone();
+        let mut leaves = Vec::with_capacity(events.len());
+        for e in &events {
+            leaves.push(NewLeaf {
+                event_seq: e.seq,
+                nodes: frontier.append(event_leaf(e)?),
+            });
+        }
+        match store.append_audit_leaves(size, &leaves, now).await {
+            Ok(()) => {
+                self.frontier = Some(frontier);
+                self.newest_seq = events.iter().map(|e| e.seq).fold(self.newest_seq, i64::max);
+                Ok(events.len())
+            }
+            // Another writer got there first: reload next time.
+            Err(StoreError::Conflict(Conflict::Other)) => {
+                drop(before);
+                self.frontier = None;
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Integrates until nothing is pending.
+    pub async fn integrate_all(
+        &mut self,
+        store: &Store,
+        now: Timestamp,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let n = self.integrate(store, now, batch).await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
+    }
+}
+
+/// Signs a checkpoint of the current tree unless the newest one already covers it.
+pub async fn sign_checkpoint(
+    store: &Store,
+    signer: &CheckpointSigner,
+    now: Timestamp,
+) -> Result<StoredCheckpoint, StoreError> {
+    let size = store.audit_tree_size().await?;
+    if let Some(latest) = store.latest_audit_checkpoint().await?
+        && latest.tree_size == size
+    {
+        return Ok(latest);
+    }
+    let root = load_frontier(store, size).await?.root();
+    let checkpoint = Checkpoint {
+        origin: signer.verifier().name().to_owned(),
+        size,
+        root,
+        time_millis: now.millis(),
+    };
+    let stored = StoredCheckpoint {
+        tree_size: size,
+        root,
+        issued_at: now,
+        note: signer.sign(&checkpoint),
+    };
+    store.insert_audit_checkpoint(&stored).await?;
+    Ok(store.latest_audit_checkpoint().await?.unwrap_or(stored))
+}
+
+/// Why a proof cannot be given.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The audit path of leaf `index` in the tree of `size` leaves.
+pub async fn inclusion_proof(store: &Store, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+    let tree = store.audit_tree_size().await?;
+    if size > tree {
+        return Err(ProofError::OutOfRange(format!(
+            "size {size} is larger than the tree ({tree} leaves)"
+        )));
+    }
+    let ranges = inclusion_ranges(index, size).ok_or_else(|| {
+        ProofError::OutOfRange(format!("index {index} is not below size {size}"))
+    })?;
+    fetch(store, &ranges).await
+}
+
+/// The consistency proof from the tree of `from` leaves to the tree of `to`.
+pub async fn consistency_proof(store: &Store, from: u64, to: u64) -> Result<Vec<Hash>, ProofError> {
+    let tree = store.audit_tree_size().await?;
+    if to > tree {
+        return Err(ProofError::OutOfRange(format!(
+            "to {to} is larger than the tree ({tree} leaves)"
+        )));
+    }
+    let ranges = consistency_ranges(from, to).ok_or_else(|| {
+        ProofError::OutOfRange(format!("from must be between 1 and to ({to}), got {from}"))
+    })?;
+    fetch(store, &ranges).await
+}
+
+async fn fetch(store: &Store, ranges: &[ward_audit::LeafRange]) -> Result<Vec<Hash>, ProofError> {
+    let nodes = store.audit_nodes(&nodes_needed(ranges)).await?;
+    hash_ranges(ranges, &nodes).map_err(|id| {
+        ProofError::Store(StoreError::Corrupt(format!(
+            "audit tree node (level {}, index {}) is missing",
+            id.level, id.index
+        )))
+    })
+}
+
+/// Sequencer and checkpoint cadence.
+#[derive(Debug, Clone, Copy)]
+pub struct SequencerSettings {
+    /// Pause between integration passes (bounds the delay before an event is a leaf).
+    pub interval: Duration,
+    /// How often a checkpoint is signed when the tree has grown.
+    pub checkpoint_interval: Duration,
+    /// Events per integration transaction.
+    pub batch_size: u32,
+    /// How often every event (not only recent ones) is checked for integration.
+    pub sweep_interval: Duration,
+    pub lease_ttl: Duration,
+}
+
+impl Default for SequencerSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(200),
+            checkpoint_interval: Duration::from_secs(60),
+            batch_size: 5_000,
+            sweep_interval: Duration::from_secs(300),
+            lease_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The background job in `ward serve`.
+pub async fn run_forever(
+    store: Store,
+    signer: std::sync::Arc<CheckpointSigner>,
+    clock: std::sync::Arc<dyn crate::Clock>,
+    settings: SequencerSettings,
+    holder: String,
+) {
+    let mut sequencer = Sequencer::new();
+    let mut last_checkpoint = std::time::Instant::now();
+    let mut last_sweep = std::time::Instant::now();
+    let mut held = false;
+    loop {
+        let now = clock.now();
+        let ttl = i64::try_from(settings.lease_ttl.as_secs()).unwrap_or(10);
+        match store
+            .acquire_lease(LEASE_NAME, &holder, now, now.plus_seconds(ttl))
+            .await
+        {
+            Ok(true) => {
+                if !held {
+                    // Taking over from another instance: its frontier is not ours.
+                    sequencer = Sequencer::new();
+                    held = true;
+                }
+                if last_sweep.elapsed() >= settings.sweep_interval {
+                    sequencer.schedule_sweep();
+                    last_sweep = std::time::Instant::now();
+                }
+                match sequencer.integrate_all(&store, now, settings.batch_size).await {
+                    Ok(n) if n > 0 => {
+                        metrics::counter!("ward_audit_leaves_integrated_total").increment(n);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "audit sequencer failed"),
+                }
+                if last_checkpoint.elapsed() >= settings.checkpoint_interval {
+                    match sign_checkpoint(&store, &signer, clock.now()).await {
+                        Ok(c) => {
+                            metrics::gauge!("ward_audit_tree_size").set(c.tree_size as f64);
+                            last_checkpoint = std::time::Instant::now();
+                        }
+                        Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
+                    }
+                }
+            }
+            Ok(false) => held = false,
+            Err(e) => tracing::warn!(error = %e, "cannot take the audit-sequencer lease"),
+        }
+        tokio::time::sleep(settings.interval).await;
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,413 @@
+//! `ward audit`: the signing key, checkpoints, full verification of the stored
+//! log, exports (plain and verifiable) and offline verification of an export.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ward_audit::{CheckpointVerifier, ExportVerifier, Frontier, Hash, NodeId, Problem};
+use ward_core::audit::actions;
+use ward_core::audit_format::ExportFormat;
+use ward_core::{AuditEvent, Timestamp};
+use ward_server::audit_export::{ExportRequest, run_export};
+use ward_server::audit_log::{LEASE_NAME, Sequencer, event_leaf, sign_checkpoint};
+use ward_store::{AuditFilter, Store};
+
+use crate::bootstrap::{self, Installation};
+use crate::cli::AuditCommand;
+
+/// Leaves read per page while verifying.
+const VERIFY_PAGE: u64 = 20_000;
+/// An event in no leaf counts as inserted once the sequencer has integrated later
+/// events more than this long after it occurred (a late commit takes milliseconds).
+const INSERTED_GRACE_MILLIS: i64 = 60_000;
+
+/// Offline verification needs no database and no master secret.
+pub fn verify_export_file(export: &Path, public_key: &str) -> Result<()> {
+    let key_text = if Path::new(public_key).is_file() {
+        std::fs::read_to_string(public_key)
+            .with_context(|| format!("reading {}", Path::new(public_key).display()))?
+    } else {
+        public_key.to_owned()
+    };
+    let key = CheckpointVerifier::parse(key_text.trim()).map_err(|e| anyhow!("{e}"))?;
+    let file = std::fs::File::open(export)
+        .with_context(|| format!("cannot open {}", export.display()))?;
+    let mut verifier = ExportVerifier::new(&key);
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("reading {}", export.display()))?;
+        if line.is_empty() {
+            continue;
+        }
+        verifier
+            .feed(&line)
+            .map_err(|p| anyhow!("verification FAILED: {p}"))?;
+    }
+    let r = verifier
+        .finish()
+        .map_err(|p| anyhow!("verification FAILED: {p}"))?;
+    let range = match r.first_index {
+        Some(first) => format!(
+            "leaves {first}..{}",
+            first + r.events + r.hashes_only
+        ),
+        None => "no leaves".to_owned(),
+    };
+    println!(
+        "verified export: {} events with inclusion proofs, {} other leaves as hashes ({range}), \
+         checkpoint tree size {} root {} signed by {}{}",
+        r.events,
+        r.hashes_only,
+        r.checkpoint.size,
+        hex(&r.checkpoint.root),
+        key.name(),
+        if r.complete_tree {
+            "; the whole tree was recomputed from the file"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
+    let signer = ward_server::audit_log::checkpoint_signer(&inst.master, &inst.salt);
+    match cmd {
+        AuditCommand::PublicKey => {
+            println!("{}", signer.verifier().encode());
+            Ok(())
+        }
+        AuditCommand::Checkpoint => {
+            integrate_if_free(&inst.store).await?;
+            let c = sign_checkpoint(&inst.store, &signer, bootstrap::now()).await?;
+            print!("{}", c.note);
+            Ok(())
+        }
+        AuditCommand::Verify { export: Some(_), .. } => {
+            unreachable!("offline verification is dispatched before opening the database")
+        }
+        AuditCommand::Verify {
+            export: None,
+            public_key,
+        } => {
+            if public_key.is_some() {
+                bail!("--public-key applies to --export; the database is verified with this installation's key");
+            }
+            verify_database(inst, &signer).await
+        }
+        AuditCommand::Export {
+            format,
+            out,
+            tenant,
+            from,
+            to,
+            since,
+            until,
+            actor,
+            action,
+        } => {
+            integrate_if_free(&inst.store).await?;
+            let tenant = match tenant {
+                Some(t) => Some(
+                    inst.store
+                        .find_tenant(&t)
+                        .await?
+                        .ok_or_else(|| anyhow!("no company with slug or id {t:?}"))?,
+                ),
+                None => None,
+            };
+            let time = |s: Option<String>, name: &str| -> Result<Option<Timestamp>> {
+                s.map(|t| {
+                    Timestamp::parse_rfc3339(&t)
+                        .ok_or_else(|| anyhow!("--{name}: {t:?} is not an RFC 3339 time"))
+                })
+                .transpose()
+            };
+            let request = if format == "proofs" {
+                if since.is_some() || until.is_some() || actor.is_some() || action.is_some() {
+                    bail!("--format proofs selects leaves with --from and --to, not by time, actor or action");
+                }
+                ExportRequest::Verifiable {
+                    tenant: tenant.as_ref().map(|t| t.id.clone()),
+                    from: from.unwrap_or(0),
+                    to,
+                }
+            } else {
+                let f = ExportFormat::parse(&format).ok_or_else(|| {
+                    anyhow!("--format: must be one of jsonl, ocsf, cef, csv, proofs")
+                })?;
+                if from.is_some() || to.is_some() {
+                    bail!("--from and --to apply to --format proofs only");
+                }
+                ExportRequest::Events {
+                    format: f,
+                    filter: AuditFilter {
+                        tenant_id: tenant.as_ref().map(|t| t.id.clone()),
+                        action,
+                        actor_id: actor,
+                        since: time(since, "since")?,
+                        until: time(until, "until")?,
+                        ..AuditFilter::default()
+                    },
+                }
+            };
+            ward_server::audit_export::check_range(&inst.store, &request)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            let e = AuditEvent::new(
+                bootstrap::new_event_id()?,
+                bootstrap::now(),
+                tenant.as_ref().map(|t| t.id.clone()),
+                ward_core::Actor::system("cli"),
+                bootstrap::cli_context()?,
+                actions::AUDIT_EXPORTED,
+            )
+            .details(serde_json::json!({ "format": format, "out": out.display().to_string() }));
+            inst.store.record_audit(&e).await?;
+            // Written to a temporary file and renamed: a failed export leaves nothing
+            // that looks complete.
+            let tmp = out.with_extension("partial");
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?,
+            );
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(256);
+            let store = inst.store.clone();
+            let job = tokio::spawn(async move {
+                run_export(&store, &signer, request, bootstrap::now(), tx).await
+            });
+            while let Some(line) = rx.recv().await {
+                file.write_all(line.as_bytes())
+                    .with_context(|| format!("writing {}", tmp.display()))?;
+            }
+            let written = job
+                .await
+                .map_err(|e| anyhow!("export task failed: {e}"))?
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&tmp);
+                    anyhow!("export failed: {e}")
+                })?;
+            file.flush()?;
+            drop(file);
+            std::fs::rename(&tmp, &out)
+                .with_context(|| format!("cannot move the export to {}", out.display()))?;
+            println!("exported {written} events to {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+/// Integrates pending events unless a running server holds the sequencer lease
+/// (then it integrates them within a second anyway).
+async fn integrate_if_free(store: &Store) -> Result<()> {
+    let holder = format!("cli-{}", std::process::id());
+    let now = bootstrap::now();
+    if store
+        .acquire_lease(LEASE_NAME, &holder, now, now.plus_seconds(60))
+        .await?
+    {
+        let result = Sequencer::new().integrate_all(store, now, 5_000).await;
+        store.release_lease(LEASE_NAME, &holder).await?;
+        result?;
+    }
+    Ok(())
+}
+
+/// Recomputes every leaf from the stored events, rebuilds the tree, compares every
+/// stored subtree and every checkpoint, and checks the tables' protection.
+async fn verify_database(inst: &Installation, signer: &ward_audit::CheckpointSigner) -> Result<()> {
+    let store = &inst.store;
+    let mut problems: Vec<Problem> = store
+        .audit_schema_problems()
+        .await?
+        .into_iter()
+        .map(Problem::Schema)
+        .collect();
+    let size = store.audit_tree_size().await?;
+    let checkpoints = store.audit_checkpoints().await?;
+    let by_size: HashMap<u64, Hash> = checkpoints.iter().map(|c| (c.tree_size, c.root)).collect();
+    let mut trusted = vec![signer.verifier()];
+    let progress = Progress::new(size);
+    let mut frontier = Frontier::new();
+    let mut first_bad: Option<Problem> = None;
+    let mut start = 0u64;
+    'pages: while start < size {
+        let end = (start + VERIFY_PAGE).min(size);
+        let records = store.audit_leaf_records(start, end).await?;
+        let stored_nodes = store.audit_inner_nodes(start, end).await?;
+        let mut expected = start;
+        for r in records {
+            if r.index != expected {
+                first_bad = Some(Problem::Missing { index: expected });
+                break 'pages;
+            }
+            expected += 1;
+            let Some(event) = r.event else {
+                first_bad = Some(Problem::Missing { index: r.index });
+                break 'pages;
+            };
+            let leaf = event_leaf(&event)?;
+            match r.leaf_hash {
+                Some(stored) if stored == leaf => {}
+                Some(_) => {
+                    first_bad = Some(match find_leaf(store, &leaf, size).await? {
+                        Some(holds) if holds != r.index => Problem::Reordered {
+                            index: r.index,
+                            holds,
+                        },
+                        _ => Problem::Modified { index: r.index },
+                    });
+                    break 'pages;
+                }
+                None => {
+                    first_bad = Some(Problem::NodeAltered {
+                        node: NodeId {
+                            level: 0,
+                            index: r.index,
+                        },
+                    });
+                    break 'pages;
+                }
+            }
+            if event.action == actions::AUDIT_SIGNING_KEY_ROTATED
+                && let Some(k) = event.details["previous_key"].as_str()
+                && let Ok(v) = CheckpointVerifier::parse(k)
+            {
+                trusted.push(v);
+            }
+            for (id, hash) in frontier.append(leaf).into_iter().skip(1) {
+                if stored_nodes.get(&id) != Some(&hash) {
+                    first_bad = Some(Problem::NodeAltered { node: id });
+                    break 'pages;
+                }
+            }
+            if let Some(root) = by_size.get(&frontier.size())
+                && *root != frontier.root()
+            {
+                first_bad = Some(Problem::CheckpointRoot {
+                    size: frontier.size(),
+                });
+                break 'pages;
+            }
+        }
+        if expected < end {
+            first_bad = Some(Problem::Missing { index: expected });
+            break;
+        }
+        progress.show(end);
+        start = end;
+    }
+    progress.done();
+    if let Some((index, event_id)) = store.audit_inserted_event(INSERTED_GRACE_MILLIS).await? {
+        let inserted = Problem::Inserted { index, event_id };
+        first_bad = Some(match first_bad {
+            Some(p) if problem_index(&p).unwrap_or(u64::MAX) <= index => p,
+            _ => inserted,
+        });
+    }
+    if let Some(p) = first_bad {
+        problems.push(p);
+    } else {
+        for c in &checkpoints {
+            if c.tree_size > size {
+                problems.push(Problem::Truncated {
+                    checkpoint_size: c.tree_size,
+                    tree_size: size,
+                });
+                break;
+            }
+            let verified = trusted.iter().any(|k| k.verify(&c.note).is_ok_and(|cp| cp.size == c.tree_size && cp.root == c.root));
+            if !verified {
+                let reason = trusted[0]
+                    .verify(&c.note)
+                    .err()
+                    .map_or("the note does not match the stored size and root".to_owned(), |e| e.to_string());
+                problems.push(Problem::BadSignature {
+                    size: c.tree_size,
+                    reason,
+                });
+                break;
+            }
+        }
+    }
+    let pending = store.audit_pending_count().await?;
+    let root = frontier.root();
+    if problems.is_empty() {
+        println!(
+            "verified {size} events, tree size {size}, root {}; {} signed checkpoints; {pending} events awaiting integration",
+            hex(&root),
+            checkpoints.len()
+        );
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("audit log: {p}");
+        }
+        bail!("verification FAILED: {}", problems[problems.len() - 1])
+    }
+}
+
+fn problem_index(p: &Problem) -> Option<u64> {
+    match p {
+        Problem::Modified { index }
+        | Problem::Missing { index }
+        | Problem::Reordered { index, .. }
+        | Problem::Inserted { index, .. } => Some(*index),
+        Problem::NodeAltered { node } => Some(node.index << node.level),
+        _ => None,
+    }
+}
+
+/// Where a leaf hash sits among the stored leaves (for naming a moved event).
+async fn find_leaf(store: &Store, leaf: &Hash, size: u64) -> Result<Option<u64>> {
+    let mut start = 0;
+    while start < size {
+        let end = (start + VERIFY_PAGE).min(size);
+        for (i, h) in store.audit_leaf_hashes(start, end).await? {
+            if &h == leaf {
+                return Ok(Some(i));
+            }
+        }
+        start = end;
+    }
+    Ok(None)
+}
+
+/// A progress line on a terminal, nothing otherwise.
+struct Progress {
+    total: u64,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        Self {
+            total,
+            terminal: std::io::stderr().is_terminal() && total > VERIFY_PAGE,
+        }
+    }
+
+    fn show(&self, done: u64) {
+        if self.terminal {
+            let pct = done * 100 / self.total.max(1);
+            let filled = (pct / 4) as usize;
+            eprint!(
+                "\rverifying [{}{}] {pct:>3}% {done}/{}",
+                "#".repeat(filled),
+                " ".repeat(25 - filled),
+                self.total
+            );
+        }
+    }
+
+    fn done(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    ward_server::audit_log::hex(bytes)
+}
