@@ -72,7 +72,9 @@ impl Checkpoint {
             .next()
             .and_then(|r| STANDARD.decode(r).ok())
             .and_then(|r| r.try_into().ok())
-            .ok_or(CheckpointError::Malformed("root is not a base64 SHA-256 hash"))?;
+            .ok_or(CheckpointError::Malformed(
+                "root is not a base64 SHA-256 hash",
+            ))?;
         let time_millis = lines
             .next()
             .and_then(|t| t.strip_prefix("time "))
@@ -173,11 +175,15 @@ impl CheckpointVerifier {
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
         // Names hold no '+' and the hash is hex, but base64 keys may contain '+'.
         let mut parts = text.trim().splitn(3, '+');
-        let name = parts.next().ok_or(CheckpointError::MalformedKey("no name"))?;
+        let name = parts
+            .next()
+            .ok_or(CheckpointError::MalformedKey("no name"))?;
         let hash = parts
             .next()
             .ok_or(CheckpointError::MalformedKey("no key hash"))?;
-        let key = parts.next().ok_or(CheckpointError::MalformedKey("no key"))?;
+        let key = parts
+            .next()
+            .ok_or(CheckpointError::MalformedKey("no key"))?;
         let key = STANDARD
             .decode(key)
             .map_err(|_| CheckpointError::MalformedKey("key is not base64"))?;
@@ -270,12 +276,11 @@ mod tests {
     #[test]
     fn rfc8032_test_vector_1() {
         // RFC 8032 §7.1 TEST 1: the seed's public key and the empty message's signature.
-        let seed: [u8; 32] = hex::decode(
-            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
-        )
-        .expect("hex")
-        .try_into()
-        .expect("32");
+        let seed: [u8; 32] =
+            hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .expect("hex")
+                .try_into()
+                .expect("32");
         let keys = KeyPair::from_seed(Seed::new(seed));
         assert_eq!(
             hex::encode(*keys.pk),
@@ -292,7 +297,11 @@ mod tests {
         for seed in 0..64u8 {
             let signer = CheckpointSigner::from_seed("ward/p", [seed; 32]);
             let text = signer.verifier().encode();
-            assert_eq!(CheckpointVerifier::parse(&text), Ok(signer.verifier()), "{text}");
+            assert_eq!(
+                CheckpointVerifier::parse(&text),
+                Ok(signer.verifier()),
+                "{text}"
+            );
         }
     }
 

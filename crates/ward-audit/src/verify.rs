@@ -32,7 +32,10 @@ pub enum Problem {
     /// A checkpoint's signature does not verify.
     BadSignature { size: u64, reason: String },
     /// A signed checkpoint covers more leaves than the log holds.
-    Truncated { checkpoint_size: u64, tree_size: u64 },
+    Truncated {
+        checkpoint_size: u64,
+        tree_size: u64,
+    },
     /// The audit tables lack their append-only protection.
     Schema(String),
     /// An export line is not what the format allows.
@@ -67,7 +70,10 @@ impl fmt::Display for Problem {
                 "checkpoint at tree size {size}: root does not match the recomputed tree"
             ),
             Self::BadSignature { size, reason } => {
-                write!(f, "checkpoint at tree size {size}: bad signature ({reason})")
+                write!(
+                    f,
+                    "checkpoint at tree size {size}: bad signature ({reason})"
+                )
             }
             Self::Truncated {
                 checkpoint_size,
@@ -141,8 +147,8 @@ impl<'k> ExportVerifier<'k> {
         self.line += 1;
         let line = self.line;
         let malformed = |reason: String| Problem::Malformed { line, reason };
-        let parsed: ExportLine =
-            serde_json::from_str(text).map_err(|e| malformed(format!("not an export line: {e}")))?;
+        let parsed: ExportLine = serde_json::from_str(text)
+            .map_err(|e| malformed(format!("not an export line: {e}")))?;
         match parsed {
             ExportLine::Checkpoint { note } => {
                 if self.checkpoint.is_some() {

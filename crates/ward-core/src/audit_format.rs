@@ -299,7 +299,10 @@ mod tests {
         assert_eq!(ocsf_class("auth.login").0, 3002);
         assert_eq!(ocsf_class("auth.logout").2, 2);
         assert_eq!(ocsf_class("user.created").0, 3001);
-        assert_eq!(ocsf_class("connection.deleted"), (6003, "API Activity", 4, "Delete"));
+        assert_eq!(
+            ocsf_class("connection.deleted"),
+            (6003, "API Activity", 4, "Delete")
+        );
         let v = ocsf(&event("auth.login_failed", "a"), Some(7));
         assert_eq!(v["type_uid"], 300201);
         assert_eq!(v["metadata"]["sequence"], 7);
@@ -326,7 +329,11 @@ mod tests {
         assert!(row.ends_with("\r\n"));
         assert!(row.contains("\"'=HYPERLINK(\"\"x\"\")\""));
         assert_eq!(
-            ExportFormat::Csv.header().expect("header").matches(',').count(),
+            ExportFormat::Csv
+                .header()
+                .expect("header")
+                .matches(',')
+                .count(),
             CSV_COLUMNS.len() - 1
         );
     }

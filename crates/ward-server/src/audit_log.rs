@@ -185,16 +185,19 @@ pub enum ProofError {
 }
 
 /// The audit path of leaf `index` in the tree of `size` leaves.
-pub async fn inclusion_proof(store: &Store, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+pub async fn inclusion_proof(
+    store: &Store,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, ProofError> {
     let tree = store.audit_tree_size().await?;
     if size > tree {
         return Err(ProofError::OutOfRange(format!(
             "size {size} is larger than the tree ({tree} leaves)"
         )));
     }
-    let ranges = inclusion_ranges(index, size).ok_or_else(|| {
-        ProofError::OutOfRange(format!("index {index} is not below size {size}"))
-    })?;
+    let ranges = inclusion_ranges(index, size)
+        .ok_or_else(|| ProofError::OutOfRange(format!("index {index} is not below size {size}")))?;
     fetch(store, &ranges).await
 }
 
@@ -277,7 +280,10 @@ pub async fn run_forever(
                     sequencer.schedule_sweep();
                     last_sweep = std::time::Instant::now();
                 }
-                match sequencer.integrate_all(&store, now, settings.batch_size).await {
+                match sequencer
+                    .integrate_all(&store, now, settings.batch_size)
+                    .await
+                {
                     Ok(n) if n > 0 => {
                         metrics::counter!("ward_audit_leaves_integrated_total").increment(n);
                     }

@@ -6,9 +6,9 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod app;
 pub mod audit_export;
 pub mod audit_log;
-mod app;
 pub mod client_ip;
 mod clock;
 mod extract;

@@ -69,8 +69,9 @@ impl Store {
         let mut out = HashMap::with_capacity(ids.len());
         let ids: Vec<&NodeId> = ids.iter().collect();
         for chunk in ids.chunks(INSERT_CHUNK) {
-            let mut sql =
-                String::from("SELECT level, node_index, hash FROM audit_tree WHERE (level, node_index) IN (");
+            let mut sql = String::from(
+                "SELECT level, node_index, hash FROM audit_tree WHERE (level, node_index) IN (",
+            );
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push_str(", ");
@@ -207,7 +208,11 @@ impl Store {
     }
 
     /// Leaves `[from, to)` with their stored hashes and events, in leaf order.
-    pub async fn audit_leaf_records(&self, from: u64, to: u64) -> Result<Vec<LeafRecord>, StoreError> {
+    pub async fn audit_leaf_records(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<LeafRecord>, StoreError> {
         let sql = format!(
             "SELECT l.leaf_index, l.event_seq AS leaf_seq, l.integrated_at, t.hash AS leaf_hash, {EVENT_COLUMNS} \
              FROM audit_leaves l \
@@ -238,7 +243,11 @@ impl Store {
     }
 
     /// Level-0 hashes `[from, to)`, in order (for finding where a moved event came from).
-    pub async fn audit_leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
+    pub async fn audit_leaf_hashes(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
         let rows = sqlx::query(
             "SELECT node_index, hash FROM audit_tree WHERE level = 0 AND node_index >= $1 \
              AND node_index < $2 ORDER BY node_index",
@@ -248,7 +257,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get::<i64, _>("node_index")? as u64, to_hash(r.try_get("hash")?)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("node_index")? as u64,
+                    to_hash(r.try_get("hash")?)?,
+                ))
+            })
             .collect()
     }
 
@@ -296,7 +310,10 @@ impl Store {
     /// event with a higher `seq` more than `grace` after it occurred: a backdated
     /// insertion, not a transaction that committed late. Returns the leaf index it
     /// would sit at and its id.
-    pub async fn audit_inserted_event(&self, grace_millis: i64) -> Result<Option<(u64, String)>, StoreError> {
+    pub async fn audit_inserted_event(
+        &self,
+        grace_millis: i64,
+    ) -> Result<Option<(u64, String)>, StoreError> {
         let r = sqlx::query(
             "SELECT e.id, (SELECT MIN(l2.leaf_index) FROM audit_leaves l2 WHERE l2.event_seq > e.seq) AS at_index \
              FROM audit_events e \
@@ -352,22 +369,21 @@ impl Store {
                 "audit_checkpoints_no_truncate",
             ],
         };
-        let present: Vec<String> = match self.backend {
-            Backend::Sqlite => {
-                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            // A trigger disabled with ALTER TABLE … DISABLE TRIGGER counts as missing.
-            Backend::Postgres => {
-                sqlx::query_scalar(
+        let present: Vec<String> =
+            match self.backend {
+                Backend::Sqlite => {
+                    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+                // A trigger disabled with ALTER TABLE … DISABLE TRIGGER counts as missing.
+                Backend::Postgres => sqlx::query_scalar(
                     "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
                      WHERE c.relnamespace = current_schema()::regnamespace AND t.tgenabled <> 'D'",
                 )
                 .fetch_all(&self.pool)
-                .await?
-            }
-        };
+                .await?,
+            };
         Ok(expected
             .iter()
             .filter(|name| !present.iter().any(|p| p == *name))

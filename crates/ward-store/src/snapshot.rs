@@ -141,7 +141,11 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
     ),
     (
         "audit_leaves",
-        &[("leaf_index", Int), ("event_seq", Int), ("integrated_at", Int)],
+        &[
+            ("leaf_index", Int),
+            ("event_seq", Int),
+            ("integrated_at", Int),
+        ],
     ),
     (
         "audit_tree",

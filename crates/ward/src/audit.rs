@@ -32,8 +32,8 @@ pub fn verify_export_file(export: &Path, public_key: &str) -> Result<()> {
         public_key.to_owned()
     };
     let key = CheckpointVerifier::parse(key_text.trim()).map_err(|e| anyhow!("{e}"))?;
-    let file = std::fs::File::open(export)
-        .with_context(|| format!("cannot open {}", export.display()))?;
+    let file =
+        std::fs::File::open(export).with_context(|| format!("cannot open {}", export.display()))?;
     let mut verifier = ExportVerifier::new(&key);
     for line in std::io::BufReader::new(file).lines() {
         let line = line.with_context(|| format!("reading {}", export.display()))?;
@@ -48,10 +48,7 @@ pub fn verify_export_file(export: &Path, public_key: &str) -> Result<()> {
         .finish()
         .map_err(|p| anyhow!("verification FAILED: {p}"))?;
     let range = match r.first_index {
-        Some(first) => format!(
-            "leaves {first}..{}",
-            first + r.events + r.hashes_only
-        ),
+        Some(first) => format!("leaves {first}..{}", first + r.events + r.hashes_only),
         None => "no leaves".to_owned(),
     };
     println!(
@@ -84,7 +81,9 @@ pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
             print!("{}", c.note);
             Ok(())
         }
-        AuditCommand::Verify { export: Some(_), .. } => {
+        AuditCommand::Verify {
+            export: Some(_), ..
+        } => {
             unreachable!("offline verification is dispatched before opening the database")
         }
         AuditCommand::Verify {
@@ -92,7 +91,9 @@ pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
             public_key,
         } => {
             if public_key.is_some() {
-                bail!("--public-key applies to --export; the database is verified with this installation's key");
+                bail!(
+                    "--public-key applies to --export; the database is verified with this installation's key"
+                );
             }
             verify_database(inst, &signer).await
         }
@@ -126,7 +127,9 @@ pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
             };
             let request = if format == "proofs" {
                 if since.is_some() || until.is_some() || actor.is_some() || action.is_some() {
-                    bail!("--format proofs selects leaves with --from and --to, not by time, actor or action");
+                    bail!(
+                        "--format proofs selects leaves with --from and --to, not by time, actor or action"
+                    );
                 }
                 ExportRequest::Verifiable {
                     tenant: tenant.as_ref().map(|t| t.id.clone()),
@@ -317,12 +320,15 @@ async fn verify_database(inst: &Installation, signer: &ward_audit::CheckpointSig
                 });
                 break;
             }
-            let verified = trusted.iter().any(|k| k.verify(&c.note).is_ok_and(|cp| cp.size == c.tree_size && cp.root == c.root));
+            let verified = trusted.iter().any(|k| {
+                k.verify(&c.note)
+                    .is_ok_and(|cp| cp.size == c.tree_size && cp.root == c.root)
+            });
             if !verified {
-                let reason = trusted[0]
-                    .verify(&c.note)
-                    .err()
-                    .map_or("the note does not match the stored size and root".to_owned(), |e| e.to_string());
+                let reason = trusted[0].verify(&c.note).err().map_or(
+                    "the note does not match the stored size and root".to_owned(),
+                    |e| e.to_string(),
+                );
                 problems.push(Problem::BadSignature {
                     size: c.tree_size,
                     reason,

@@ -12,6 +12,9 @@ use ward_store::testing::{TempDir, TestDatabase};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ward");
 
+#[path = "cli/audit_log.rs"]
+mod audit_log;
+
 struct Env {
     dir: TempDir,
     db: Option<TestDatabase>,

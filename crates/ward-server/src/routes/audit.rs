@@ -89,7 +89,8 @@ pub(crate) async fn checkpoint(
     principal: Principal,
 ) -> Result<Json<CheckpointView>, ApiError> {
     principal.require(Permission::ReadAuditLog)?;
-    let c = crate::audit_log::sign_checkpoint(state.store(), &state.keys.audit, state.now()).await?;
+    let c =
+        crate::audit_log::sign_checkpoint(state.store(), &state.keys.audit, state.now()).await?;
     Ok(Json(CheckpointView {
         tree_size: c.tree_size,
         root_hash: hex(&c.root),
@@ -182,9 +183,8 @@ pub(crate) async fn export(
             )
         }
         other => {
-            let format = ExportFormat::parse(other).ok_or_else(|| {
-                bad("format must be one of jsonl, ocsf, cef, csv, proofs".into())
-            })?;
+            let format = ExportFormat::parse(other)
+                .ok_or_else(|| bad("format must be one of jsonl, ocsf, cef, csv, proofs".into()))?;
             if q.from.is_some() || q.to.is_some() {
                 return Err(bad("from and to apply to the proofs format only".into()));
             }
@@ -212,23 +212,26 @@ pub(crate) async fn export(
         .await
         .map_err(export_error)?;
     // The export itself is audited: who took which part of the log.
-    let e = event(&state, &meta, Some(&tenant), principal.actor(), actions::AUDIT_EXPORTED)?
-        .details(json!({ "format": q.format, "since": q.since, "until": q.until,
-                         "actor": q.actor, "action": q.action, "from": q.from, "to": q.to }));
+    let e = event(
+        &state,
+        &meta,
+        Some(&tenant),
+        principal.actor(),
+        actions::AUDIT_EXPORTED,
+    )?
+    .details(
+        json!({ "format": q.format, "since": q.since, "until": q.until,
+                         "actor": q.actor, "action": q.action, "from": q.from, "to": q.to }),
+    );
     state.store().record_audit(&e).await?;
 
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
     let worker = state.clone();
     let now = state.now();
     tokio::spawn(async move {
-        let result = crate::audit_export::run_export(
-            worker.store(),
-            &worker.keys.audit,
-            request,
-            now,
-            tx,
-        )
-        .await;
+        let result =
+            crate::audit_export::run_export(worker.store(), &worker.keys.audit, request, now, tx)
+                .await;
         if let Err(e) = result
             && !matches!(e, crate::audit_export::ExportError::Closed)
         {

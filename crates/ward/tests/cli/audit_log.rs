@@ -1,0 +1,289 @@
+//! The tamper-evident audit log from the command line: verification names the
+//! index an attacker with write access to the database touched, exports verify
+//! offline, and the sequencer survives kill -9.
+
+use sqlx::{AnyConnection, Connection, Executor, Row};
+
+use super::*;
+
+impl Env {
+    fn db_url(&self) -> String {
+        match &self.db {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.data_dir().join("ward.db").display()),
+        }
+    }
+}
+
+/// A direct connection with the append-only protection off, as an attacker with
+/// database access has it.
+struct Attacker {
+    conn: AnyConnection,
+    backend: Backend,
+    triggers: Vec<String>,
+}
+
+impl Attacker {
+    async fn connect(env: &Env, backend: Backend) -> Self {
+        sqlx::any::install_default_drivers();
+        let mut conn = AnyConnection::connect(&env.db_url())
+            .await
+            .expect("connect");
+        let mut triggers = Vec::new();
+        match backend {
+            Backend::Sqlite => {
+                conn.execute("PRAGMA foreign_keys = OFF")
+                    .await
+                    .expect("fk off");
+                let rows = sqlx::query(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'audit%'",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .expect("triggers");
+                for r in rows {
+                    let name: String = r.get("name");
+                    triggers.push(r.get("sql"));
+                    conn.execute(sqlx::AssertSqlSafe(format!("DROP TRIGGER {name}")))
+                        .await
+                        .expect("drop trigger");
+                }
+            }
+            // Replica mode skips triggers and foreign keys for this session only.
+            Backend::Postgres => {
+                conn.execute("SET session_replication_role = replica")
+                    .await
+                    .expect("replica");
+            }
+        }
+        Self {
+            conn,
+            backend,
+            triggers,
+        }
+    }
+
+    async fn exec(&mut self, sql: &str) {
+        self.conn
+            .execute(sqlx::AssertSqlSafe(sql.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    async fn scalar(&mut self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut self.conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Puts the triggers back, covering the tracks (so verification must find the
+    /// tampering from the data, not from the missing protection).
+    async fn cover_tracks(mut self) {
+        for sql in std::mem::take(&mut self.triggers) {
+            self.exec(&sql).await;
+        }
+        self.conn.close().await.expect("close");
+    }
+
+    fn insert_prefix(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "INSERT INTO audit_events",
+            Backend::Postgres => "INSERT INTO audit_events OVERRIDING SYSTEM VALUE",
+        }
+    }
+}
+
+fn verify_fails_at(env: &Env, expected: &str) {
+    let out = env.run(&["audit", "verify"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "verify passed; expected {expected}");
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
+}
+
+fn verify_passes(env: &Env) -> String {
+    ok(&env.run(&["audit", "verify"]))
+}
+
+/// A log of a few dozen events, integrated and checkpointed.
+fn populated(env: &Env) {
+    acme_with_admin(env);
+    for i in 0..12 {
+        ok(&env.run(&["tenant", "create", "--name", &format!("Company {i}")]));
+    }
+    ok(&env.run(&["audit", "checkpoint"]));
+}
+
+async fn tampering_is_found_at_the_right_index(backend: Backend) {
+    let env = Env::new(backend).await;
+    populated(&env);
+    let report = verify_passes(&env);
+    assert!(
+        report.contains("verified 15 events, tree size 15"),
+        "{report}"
+    );
+
+    let seq_of = |i: u64| format!("(SELECT event_seq FROM audit_leaves WHERE leaf_index = {i})");
+
+    // One byte of one event.
+    let mut a = Attacker::connect(&env, backend).await;
+    a.exec(&format!(
+        "UPDATE audit_events SET actor_label = 'clj' WHERE seq = {}",
+        seq_of(5)
+    ))
+    .await;
+    a.cover_tracks().await;
+    verify_fails_at(&env, "index 5: modified");
+    let mut a = Attacker::connect(&env, backend).await;
+    a.exec(&format!(
+        "UPDATE audit_events SET actor_label = 'cli' WHERE seq = {}",
+        seq_of(5)
+    ))
+    .await;
+    a.cover_tracks().await;
+    verify_passes(&env);
+
+    // An event deleted (kept aside in a table of the attacker's, to put it back).
+    let mut a = Attacker::connect(&env, backend).await;
+    let seq = a.scalar(&format!("SELECT {}", seq_of(7))).await;
+    a.exec(&format!(
+        "CREATE TABLE kept AS SELECT * FROM audit_events WHERE seq = {seq}"
+    ))
+    .await;
+    a.exec(&format!("DELETE FROM audit_events WHERE seq = {seq}"))
+        .await;
+    a.cover_tracks().await;
+    verify_fails_at(&env, "index 7: missing");
+    let mut a = Attacker::connect(&env, backend).await;
+    let restore = format!("{} SELECT * FROM kept", a.insert_prefix());
+    a.exec(&restore).await;
+    a.exec("DROP TABLE kept").await;
+    a.cover_tracks().await;
+    verify_passes(&env);
+
+    // Two events swapped in the log's order.
+    let mut a = Attacker::connect(&env, backend).await;
+    let (s3, s9) = (
+        a.scalar(&format!("SELECT {}", seq_of(3))).await,
+        a.scalar(&format!("SELECT {}", seq_of(9))).await,
+    );
+    a.exec("UPDATE audit_leaves SET event_seq = -1 WHERE leaf_index = 3")
+        .await;
+    a.exec(&format!(
+        "UPDATE audit_leaves SET event_seq = {s3} WHERE leaf_index = 9"
+    ))
+    .await;
+    a.exec(&format!(
+        "UPDATE audit_leaves SET event_seq = {s9} WHERE leaf_index = 3"
+    ))
+    .await;
+    a.cover_tracks().await;
+    verify_fails_at(
+        &env,
+        "index 3: reordered (it holds the event committed at index 9)",
+    );
+    let mut a = Attacker::connect(&env, backend).await;
+    a.exec("UPDATE audit_leaves SET event_seq = -1 WHERE leaf_index = 3")
+        .await;
+    a.exec(&format!(
+        "UPDATE audit_leaves SET event_seq = {s9} WHERE leaf_index = 9"
+    ))
+    .await;
+    a.exec(&format!(
+        "UPDATE audit_leaves SET event_seq = {s3} WHERE leaf_index = 3"
+    ))
+    .await;
+    a.cover_tracks().await;
+    verify_passes(&env);
+
+    // A forged event slipped in before existing ones, backdated by an hour.
+    let mut a = Attacker::connect(&env, backend).await;
+    let first = a.scalar("SELECT MIN(occurred_at) FROM audit_events").await;
+    let overriding = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "OVERRIDING SYSTEM VALUE",
+    };
+    let insert = format!(
+        "INSERT INTO audit_events (seq, id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, \
+         ip, user_agent, request_id, action, target_kind, target_id, outcome, details) {overriding} \
+         VALUES (0, 'forged', {}, NULL, 'system', NULL, 'cli', 'local', 'ward-cli', 'x', \
+         'user.created', NULL, NULL, 'success', '{{}}')",
+        first - 3_600_000
+    );
+    a.exec(&insert).await;
+    a.cover_tracks().await;
+    verify_fails_at(
+        &env,
+        "index 0: inserted (event forged is in no leaf of the tree)",
+    );
+    let mut a = Attacker::connect(&env, backend).await;
+    a.exec("DELETE FROM audit_events WHERE id = 'forged'").await;
+    a.cover_tracks().await;
+    verify_passes(&env);
+
+    // A checkpoint's signature replaced.
+    let mut a = Attacker::connect(&env, backend).await;
+    let note: String =
+        sqlx::query_scalar("SELECT note FROM audit_checkpoints WHERE tree_size = 15")
+            .fetch_one(&mut a.conn)
+            .await
+            .expect("note");
+    let sig_at = note.rfind(' ').expect("signature") + 10;
+    let mut forged = note.clone().into_bytes();
+    forged[sig_at] = if forged[sig_at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).expect("utf-8");
+    sqlx::query("UPDATE audit_checkpoints SET note = $1 WHERE tree_size = 15")
+        .bind(forged)
+        .execute(&mut a.conn)
+        .await
+        .expect("forge");
+    a.cover_tracks().await;
+    verify_fails_at(&env, "checkpoint at tree size 15: bad signature");
+    let mut a = Attacker::connect(&env, backend).await;
+    sqlx::query("UPDATE audit_checkpoints SET note = $1 WHERE tree_size = 15")
+        .bind(note)
+        .execute(&mut a.conn)
+        .await
+        .expect("restore");
+    a.cover_tracks().await;
+    verify_passes(&env);
+
+    // The protection itself switched off and left off.
+    let mut a = Attacker::connect(&env, backend).await;
+    match backend {
+        Backend::Sqlite => {
+            a.triggers.clear();
+            a.conn.close().await.expect("close");
+            verify_fails_at(&env, "schema: trigger audit_events_no_update is missing");
+        }
+        Backend::Postgres => {
+            a.exec("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete")
+                .await;
+            a.cover_tracks().await;
+            verify_fails_at(
+                &env,
+                "schema: trigger audit_events_no_update_delete is missing or disabled",
+            );
+        }
+    }
+
+    // The log truncated: the last two events, their leaves and subtrees gone.
+    let env2 = Env::new(backend).await;
+    populated(&env2);
+    let mut a = Attacker::connect(&env2, backend).await;
+    a.exec("DELETE FROM audit_events WHERE seq IN (SELECT event_seq FROM audit_leaves WHERE leaf_index >= 13)")
+        .await;
+    a.exec("DELETE FROM audit_leaves WHERE leaf_index >= 13")
+        .await;
+    a.exec("DELETE FROM audit_tree WHERE (node_index + 1) * (CAST(1 AS BIGINT) << CAST(level AS INTEGER)) > 13").await;
+    a.cover_tracks().await;
+    verify_fails_at(
+        &env2,
+        "index 13: truncated (a signed checkpoint covers 15 events",
+    );
+}
+
+ward_store::on_both_backends!(tampering_is_found_at_the_right_index);
