@@ -14,6 +14,7 @@ pub mod master;
 pub mod password;
 pub mod random;
 pub mod session_token;
+pub mod settings_secret;
 pub mod tenant_key;
 
 pub use api_token::{ApiTokenHasher, ApiTokenSecret, TokenDigest};
@@ -22,6 +23,7 @@ pub use master::{InstallationSalt, KeyCheckValue, MasterSecret, Purpose, Purpose
 pub use password::{PasswordHashParams, PasswordHashing, PasswordVerification, PhcString};
 pub use random::{OsRandom, SecureRandom};
 pub use session_token::{SealedSession, SessionSealer};
+pub use settings_secret::{SettingsContext, SettingsKey};
 pub use tenant_key::{MasterCredentialKey, TenantKey, WrapContext};
 
 /// Errors from Ward's cryptography. Messages never contain key or secret material.

@@ -50,6 +50,11 @@ async fn main() {
     let keys = Keys {
         sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
         audit: Arc::new(ward_server::audit_log::checkpoint_signer(&master, &salt)),
+        forwarding: std::sync::Arc::new(ward_server::forwarding::ForwarderKeys {
+            settings: ward_crypto::SettingsKey::derive(&master, &salt),
+            master_version: 1,
+            previous: None,
+        }),
         api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
         keyring: ward_server::keyring::Keyring::new(
             MasterCredentialKey::derive(&master, &salt),
@@ -259,6 +264,7 @@ async fn api_latency_during_reencryption(
     tokio::spawn(async move {
         let _ = ward_server::serve(server_state, listener, std::future::pending()).await;
     });
+    ward_server::install_crypto_provider();
     let http = reqwest::Client::new();
     let r = http
         .post(format!("http://{addr}/api/v1/auth/login"))

@@ -12,6 +12,7 @@ pub mod audit_log;
 pub mod client_ip;
 mod clock;
 mod extract;
+pub mod forwarding;
 pub mod keyring;
 mod metrics;
 mod middleware;
@@ -30,3 +31,10 @@ pub use problem::{ApiError, Problem};
 pub use serve::{ServeError, serve};
 pub use settings::{LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles};
 pub use state::{AppState, Inner, Keys};
+
+/// Installs ring as the process's rustls provider (idempotent). Outbound HTTPS
+/// (webhook and HEC sinks) and any HTTP client built without an explicit TLS
+/// configuration need one; Ward never uses another provider.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

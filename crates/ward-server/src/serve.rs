@@ -54,6 +54,14 @@ pub async fn serve(
         state.settings.audit_sequencer,
         holder.clone(),
     ));
+    let forwarder = tokio::spawn(crate::forwarding::run_forever(
+        state.store().clone(),
+        state.keys.forwarding.clone(),
+        state.clock.clone(),
+        state.rng.clone(),
+        state.settings.audit_forwarding,
+        holder.clone(),
+    ));
     let store = state.store().clone();
     let tls = state.settings.tls.clone();
     let app = build_app(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -82,6 +90,10 @@ pub async fn serve(
     housekeeping.abort();
     maintenance.abort();
     sequencer.abort();
+    forwarder.abort();
+    let _ = store
+        .release_lease(crate::forwarding::LEASE_NAME, &holder)
+        .await;
     let _ = store
         .release_lease(crate::audit_log::LEASE_NAME, &holder)
         .await;

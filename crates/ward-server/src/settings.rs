@@ -30,6 +30,8 @@ pub struct ServerSettings {
     pub key_maintenance: crate::reencrypt::ReencryptSettings,
     /// Audit sequencer and checkpoint cadence.
     pub audit_sequencer: crate::audit_log::SequencerSettings,
+    /// Audit forwarding cadence, backoff and alert threshold.
+    pub audit_forwarding: crate::forwarding::ForwarderSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +71,7 @@ impl Default for ServerSettings {
             secure_cookies: false,
             key_maintenance: crate::reencrypt::ReencryptSettings::default(),
             audit_sequencer: crate::audit_log::SequencerSettings::default(),
+            audit_forwarding: crate::forwarding::ForwarderSettings::default(),
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Keys {
     pub keyring: crate::keyring::Keyring,
     /// Signs the audit log's checkpoints (Ed25519 from the "audit" purpose key).
     pub audit: Arc<ward_audit::CheckpointSigner>,
+    /// Opens forwarding sinks' sealed secrets ("settings" purpose key).
+    pub forwarding: Arc<crate::forwarding::ForwarderKeys>,
 }
 
 #[derive(Clone)]

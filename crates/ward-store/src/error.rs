@@ -8,6 +8,7 @@ pub enum Conflict {
     EmailTaken,
     SlugTaken,
     ConnectionNameTaken,
+    SinkNameTaken,
     AlreadyInitialized,
     Other,
 }
@@ -48,6 +49,8 @@ impl From<sqlx::Error> for StoreError {
                 || text.contains("connections.tenant_id")
             {
                 Conflict::ConnectionNameTaken
+            } else if text.contains("audit_sinks_name_key") || text.contains("audit_sinks.name") {
+                Conflict::SinkNameTaken
             } else if text.contains("installation") {
                 Conflict::AlreadyInitialized
             } else {

@@ -10,6 +10,7 @@
 
 mod audit;
 mod audit_log;
+mod audit_sinks;
 mod connections;
 pub mod encrypted;
 mod error;
@@ -35,6 +36,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::AuditFilter;
 pub use audit_log::{LeafRecord, NewLeaf, StoredCheckpoint};
+pub use audit_sinks::StoredSink;
 pub use connections::SealedCredentials;
 pub use encrypted::{CiphertextSwap, ENCRYPTED_FIELDS, EncryptedField, StoredCiphertext};
 pub use error::{Conflict, StoreError};

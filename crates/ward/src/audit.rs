@@ -97,6 +97,7 @@ pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
             }
             verify_database(inst, &signer).await
         }
+        AuditCommand::Sink(cmd) => crate::audit_sinks::run(inst, cmd).await,
         AuditCommand::Export {
             format,
             out,

@@ -36,6 +36,14 @@ impl Installation {
                 &self.master,
                 &self.salt,
             )),
+            forwarding: std::sync::Arc::new(ward_server::forwarding::ForwarderKeys {
+                settings: ward_crypto::SettingsKey::derive(&self.master, &self.salt),
+                master_version: self.master_version,
+                previous: self
+                    .previous
+                    .as_ref()
+                    .map(|(m, v)| (ward_crypto::SettingsKey::derive(m, &self.salt), *v)),
+            }),
             api_tokens: ApiTokenHasher::new(&self.master.derive(&self.salt, Purpose::ApiTokens)),
             keyring: {
                 let ring = ward_server::keyring::Keyring::new(

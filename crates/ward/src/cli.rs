@@ -102,6 +102,53 @@ pub enum AuditCommand {
         #[arg(long)]
         action: Option<String>,
     },
+    /// Forwarding sinks (syslog, Splunk HEC, webhook).
+    #[command(subcommand)]
+    Sink(SinkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SinkCommand {
+    /// Add a sink; it receives the whole log from the first event (or, with
+    /// --from-now, from the next one).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// syslog-udp, syslog-tcp, syslog-tls, splunk-hec or webhook.
+        #[arg(long)]
+        kind: String,
+        /// host:port (syslog sinks).
+        #[arg(long)]
+        address: Option<String>,
+        /// http(s) URL (splunk-hec, webhook).
+        #[arg(long)]
+        url: Option<String>,
+        /// PEM file of the receiver's CA (syslog-tls, https); default: system trust store.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Name expected in the receiver's certificate; default: the host of --address.
+        #[arg(long)]
+        server_name: Option<String>,
+        /// Events per delivery.
+        #[arg(long, default_value_t = 100)]
+        batch_size: u32,
+        /// File holding the HEC token or webhook HMAC key.
+        #[arg(long, value_name = "FILE", conflicts_with = "secret_stdin")]
+        secret_file: Option<PathBuf>,
+        /// Read the HEC token or webhook HMAC key from standard input.
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Start with the next event instead of the whole log.
+        #[arg(long)]
+        from_now: bool,
+    },
+    /// Sinks with their delivery cursor, lag and last error.
+    List,
+    /// Remove a sink (its cursor goes with it).
+    Remove {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

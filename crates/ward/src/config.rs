@@ -81,14 +81,21 @@ pub struct AuditSection {
     pub sequencer_interval_ms: u64,
     /// Seconds between signed checkpoints (when the tree has grown).
     pub checkpoint_interval_seconds: u64,
+    /// A forwarding sink failing this long writes an `audit.sink_failing` alert event.
+    pub sink_alert_after_seconds: u64,
+    /// Longest pause between retries of a failing sink (backoff cap).
+    pub sink_max_backoff_seconds: u64,
 }
 
 impl Default for AuditSection {
     fn default() -> Self {
         let d = ward_server::audit_log::SequencerSettings::default();
+        let f = ward_server::forwarding::ForwarderSettings::default();
         Self {
             sequencer_interval_ms: d.interval.as_millis() as u64,
             checkpoint_interval_seconds: d.checkpoint_interval.as_secs(),
+            sink_alert_after_seconds: f.alert_after.as_secs(),
+            sink_max_backoff_seconds: f.backoff_cap.as_secs(),
         }
     }
 }
@@ -358,6 +365,12 @@ impl Settings {
         if !(1..=86_400).contains(&self.audit.checkpoint_interval_seconds) {
             bail!("audit.checkpoint_interval_seconds: must be between 1 and 86400");
         }
+        if !(1..=86_400).contains(&self.audit.sink_alert_after_seconds) {
+            bail!("audit.sink_alert_after_seconds: must be between 1 and 86400");
+        }
+        if !(1..=3_600).contains(&self.audit.sink_max_backoff_seconds) {
+            bail!("audit.sink_max_backoff_seconds: must be between 1 and 3600");
+        }
         let ph = &self.password_hashing;
         self.password_params()?;
         if !(1..=64).contains(&ph.concurrency) {
@@ -459,6 +472,11 @@ impl Settings {
                 checkpoint_interval: std::time::Duration::from_secs(
                     self.audit.checkpoint_interval_seconds,
                 ),
+                ..Default::default()
+            },
+            audit_forwarding: ward_server::forwarding::ForwarderSettings {
+                alert_after: std::time::Duration::from_secs(self.audit.sink_alert_after_seconds),
+                backoff_cap: std::time::Duration::from_secs(self.audit.sink_max_backoff_seconds),
                 ..Default::default()
             },
         })

@@ -14,6 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_ward");
 
 #[path = "cli/audit_log.rs"]
 mod audit_log;
+#[path = "cli/forwarding.rs"]
+mod forwarding;
 
 struct Env {
     dir: TempDir,
@@ -102,6 +104,12 @@ fn cookie_of(r: &reqwest::Response) -> String {
         .next()
         .expect("pair")
         .to_owned()
+}
+
+/// An HTTP client; rustls needs its provider installed first (Ward uses ring).
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 fn rand_suffix() -> u128 {
@@ -336,7 +344,7 @@ async fn serve_end_to_end(backend: Backend) {
     let env = Env::new(backend).await;
     acme_with_admin(&env);
     let (server, base) = start_server(&env, &[]);
-    let http = reqwest::Client::new();
+    let http = http_client();
     let login = |email: &'static str, pw: &'static str| {
         http.post(format!("{base}/api/v1/auth/login"))
             .json(&json!({"email": email, "password": pw}))
@@ -630,7 +638,7 @@ async fn keys_rotate_status_and_reencrypt(backend: Backend) {
     acme_with_admin(&env);
     assert!(ok(&env.run(&["keys", "status", "--tenant", "acme"])).contains("no key yet"));
     let (server, base) = start_server(&env, &[]);
-    let http = reqwest::Client::new();
+    let http = http_client();
     let r = http
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"email": "admin@acme.example", "password": "correct horse battery staple"}))
@@ -697,7 +705,7 @@ async fn master_secret_rotation_and_verify(backend: Backend) {
     let env = Env::new(backend).await;
     acme_with_admin(&env);
     let login_and_create = |base: String, name: &'static str| async move {
-        let http = reqwest::Client::new();
+        let http = http_client();
         let r = http
             .post(format!("{base}/api/v1/auth/login"))
             .json(
@@ -859,7 +867,7 @@ async fn kill_9_during_reencryption_and_master_rotation(backend: Backend) {
             ("WARD_RATE_LIMIT__REQUESTS_PER_SECOND", "0"),
         ],
     );
-    let http = reqwest::Client::new();
+    let http = http_client();
     let r = http
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"email": "admin@acme.example", "password": "correct horse battery staple"}))
@@ -1021,7 +1029,7 @@ async fn backup_and_restore_elsewhere(backend: Backend) {
     let a = Env::new(backend).await;
     acme_with_admin(&a);
     let (server, base) = start_server(&a, &[]);
-    let http = reqwest::Client::new();
+    let http = http_client();
     let r = http
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"email": "admin@acme.example", "password": "correct horse battery staple"}))

@@ -107,9 +107,11 @@ pub(crate) async fn checkpoint(
 pub(crate) async fn inclusion(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(q): ApiQuery<InclusionQuery>,
+    query: Result<ApiQuery<InclusionQuery>, ApiError>,
 ) -> Result<Json<InclusionProofView>, ApiError> {
     principal.require(Permission::ReadAuditLog)?;
+    // The permission is checked before the query, so a caller without it learns nothing.
+    let ApiQuery(q) = query?;
     let proof = crate::audit_log::inclusion_proof(state.store(), q.index, q.size)
         .await
         .map_err(proof_error)?;
@@ -127,9 +129,10 @@ pub(crate) async fn inclusion(
 pub(crate) async fn consistency(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+    query: Result<ApiQuery<ConsistencyQuery>, ApiError>,
 ) -> Result<Json<ConsistencyProofView>, ApiError> {
     principal.require(Permission::ReadAuditLog)?;
+    let ApiQuery(q) = query?;
     let proof = crate::audit_log::consistency_proof(state.store(), q.from, q.to)
         .await
         .map_err(proof_error)?;
@@ -151,9 +154,10 @@ pub(crate) async fn export(
     State(state): State<AppState>,
     meta: RequestMeta,
     principal: Principal,
-    ApiQuery(q): ApiQuery<ExportQuery>,
+    query: Result<ApiQuery<ExportQuery>, ApiError>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::ReadAuditLog)?;
+    let ApiQuery(q) = query?;
     let bad = |d: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", d);
     let time = |s: &Option<String>, name: &str| -> Result<Option<Timestamp>, ApiError> {
         s.as_deref()

@@ -118,11 +118,17 @@ async fn spawn_on(
     tweak: impl FnOnce(&mut ServerSettings),
 ) -> TestApp {
     init_logs();
+    ward_server::install_crypto_provider();
     let mut settings = test_settings();
     tweak(&mut settings);
     let keys = Keys {
         sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
         audit: Arc::new(ward_server::audit_log::checkpoint_signer(&master, &salt)),
+        forwarding: std::sync::Arc::new(ward_server::forwarding::ForwarderKeys {
+            settings: ward_crypto::SettingsKey::derive(&master, &salt),
+            master_version: 1,
+            previous: None,
+        }),
         api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
         keyring: ward_server::keyring::Keyring::new(
             ward_crypto::MasterCredentialKey::derive(&master, &salt),

@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Connection, Executor, Row};
 use super::*;
 
 impl Env {
-    fn db_url(&self) -> String {
+    pub(crate) fn db_url(&self) -> String {
         match &self.db {
             Some(db) => db.url.clone(),
             None => format!("sqlite://{}", self.data_dir().join("ward.db").display()),

@@ -1,0 +1,179 @@
+//! `ward audit sink`: the operator adds, lists and removes forwarding sinks. A
+//! sink's secret (HEC token, webhook HMAC key) is sealed with the "settings"
+//! purpose key at once and never printed again.
+
+use std::io::Read;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use ward_core::audit::actions;
+use ward_core::{Actor, AuditEvent};
+use ward_crypto::{OsRandom, SecureRandom, SettingsContext, SettingsKey};
+use ward_server::forwarding::{SinkConfig, SinkKind, check_sink};
+use ward_store::{Conflict, StoreError, StoredSink};
+use zeroize::Zeroizing;
+
+use crate::bootstrap::{self, Installation};
+use crate::cli::SinkCommand;
+
+fn event(action: &'static str) -> Result<AuditEvent> {
+    Ok(AuditEvent::new(
+        bootstrap::new_event_id()?,
+        bootstrap::now(),
+        None,
+        Actor::system("cli"),
+        bootstrap::cli_context()?,
+        action,
+    ))
+}
+
+fn read_secret(file: Option<&std::path::Path>, stdin: bool) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    let mut buf = Zeroizing::new(String::new());
+    if let Some(f) = file {
+        *buf =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+    } else if stdin {
+        std::io::stdin()
+            .read_to_string(&mut buf)
+            .context("reading the secret from standard input")?;
+    } else {
+        return Ok(None);
+    }
+    let trimmed = buf.trim();
+    if trimmed.is_empty() {
+        bail!("the secret is empty");
+    }
+    if trimmed.len() > 4096 {
+        bail!("the secret is longer than 4096 bytes");
+    }
+    Ok(Some(Zeroizing::new(trimmed.as_bytes().to_vec())))
+}
+
+pub async fn run(inst: &Installation, cmd: SinkCommand) -> Result<()> {
+    match cmd {
+        SinkCommand::Add {
+            name,
+            kind,
+            address,
+            url,
+            ca_file,
+            server_name,
+            batch_size,
+            secret_file,
+            secret_stdin,
+            from_now,
+        } => {
+            if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                bail!("--name: 1 to 100 characters, no control characters");
+            }
+            let kind = SinkKind::parse(&kind).ok_or_else(|| {
+                anyhow!(
+                    "--kind: must be one of syslog-udp, syslog-tcp, syslog-tls, splunk-hec, webhook"
+                )
+            })?;
+            if let Some(f) = &ca_file
+                && !f.is_file()
+            {
+                bail!("--ca-file: {} is not a readable file", f.display());
+            }
+            let config = SinkConfig {
+                address,
+                url,
+                ca_file: ca_file.map(|f| std::fs::canonicalize(&f).unwrap_or(f)),
+                server_name,
+                batch_size,
+            };
+            let secret = read_secret(secret_file.as_deref(), secret_stdin)?;
+            check_sink(kind, &config, secret.is_some()).map_err(|e| anyhow!(e))?;
+            let mut id = [0u8; 16];
+            OsRandom.fill(&mut id).map_err(|e| anyhow!("{e}"))?;
+            let id = ward_core::EventId::from_random(id).as_str().to_owned();
+            let sealed = match &secret {
+                Some(s) => Some(
+                    SettingsKey::derive(&inst.master, &inst.salt)
+                        .seal(
+                            s,
+                            SettingsContext {
+                                owner_kind: "audit_sink",
+                                owner_id: &id,
+                                field: "secret",
+                                master_version: inst.master_version,
+                            },
+                            &OsRandom,
+                        )
+                        .map_err(|e| anyhow!("sealing the secret: {e}"))?,
+                ),
+                None => None,
+            };
+            let start = if from_now {
+                inst.store.audit_tree_size().await?
+            } else {
+                0
+            };
+            let target = config
+                .address
+                .clone()
+                .or(config.url.clone())
+                .unwrap_or_default();
+            let sink = StoredSink {
+                id: id.clone(),
+                name: name.clone(),
+                kind: kind.as_str().to_owned(),
+                config: serde_json::to_string(&config)?,
+                secret_master_version: sealed.as_ref().map(|_| inst.master_version),
+                secret: sealed,
+                created_at: bootstrap::now(),
+                delivered_size: start,
+                failing_since: None,
+                alerted: false,
+                last_error: None,
+            };
+            let e = event(actions::AUDIT_SINK_CREATED)?
+                .target("audit_sink", id)
+                .details(json!({ "name": name, "kind": kind.as_str(), "address": target, "from_leaf": start }));
+            match inst.store.create_audit_sink(&sink, &e).await {
+                Err(StoreError::Conflict(Conflict::SinkNameTaken)) => {
+                    bail!("a sink named {name:?} already exists")
+                }
+                other => other?,
+            }
+            println!(
+                "added {} sink {name} -> {target}, starting at leaf {start}; `ward serve` delivers to it",
+                kind.as_str()
+            );
+            Ok(())
+        }
+        SinkCommand::List => {
+            let size = inst.store.audit_tree_size().await?;
+            for s in inst.store.list_audit_sinks().await? {
+                let config: SinkConfig = serde_json::from_str(&s.config)?;
+                let target = config.address.or(config.url).unwrap_or_default();
+                let status = match (&s.failing_since, &s.last_error) {
+                    (Some(since), Some(err)) => {
+                        format!("FAILING since {}: {err}", since.to_rfc3339())
+                    }
+                    _ => "ok".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{target}\tdelivered {}/{size}\tlag {}\t{status}",
+                    s.name,
+                    s.kind,
+                    s.delivered_size,
+                    size.saturating_sub(s.delivered_size)
+                );
+            }
+            Ok(())
+        }
+        SinkCommand::Remove { name } => {
+            let e = event(actions::AUDIT_SINK_REMOVED)?
+                .target("audit_sink", name.clone())
+                .details(json!({ "name": name }));
+            match inst.store.remove_audit_sink(&name, &e).await {
+                Err(StoreError::NotFound) => bail!("no sink named {name:?}"),
+                other => other?,
+            }
+            println!("removed sink {name}");
+            Ok(())
+        }
+    }
+}
