@@ -339,6 +339,20 @@ impl TestApp {
             .collect()
     }
 
+    /// Every action in the trail, any company or none, newest first.
+    pub async fn audit_actions_all(&self) -> Vec<String> {
+        self.store
+            .list_audit(&AuditFilter {
+                limit: 100_000,
+                ..Default::default()
+            })
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+
     pub async fn audit_count(&self) -> usize {
         self.store
             .list_audit(&AuditFilter {

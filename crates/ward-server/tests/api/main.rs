@@ -5,6 +5,7 @@ mod access;
 mod audit_log;
 mod auth;
 mod connections;
+mod forwarding;
 mod hardening;
 mod harness;
 mod input;
