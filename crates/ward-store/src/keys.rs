@@ -335,7 +335,7 @@ impl Store {
         &self,
         new_key_check: &[u8],
         new_version: u32,
-        audit: &AuditEvent,
+        audit: &[AuditEvent],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let left: i64 = sqlx::query(
@@ -353,7 +353,9 @@ impl Store {
             .bind(i64::from(new_version))
             .execute(&mut *tx)
             .await?;
-        insert_audit(&mut tx, audit).await?;
+        for e in audit {
+            insert_audit(&mut tx, e).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

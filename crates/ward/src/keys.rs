@@ -232,11 +232,31 @@ async fn rotate_master(inst: &Installation, new_secret_file: &std::path::Path) -
         .rewrap_from_previous(&inst.store, 100)
         .await
         .map_err(|e| anyhow!("re-wrapping failed (run the command again to resume): {e}"))?;
+    // Settings secrets (forwarding sinks' tokens and HMAC keys) move to the new
+    // "settings" key the same way: compare-and-swap, resumable.
+    let resealed = reseal_settings_secrets(inst, &new, new_version).await?;
+    // The checkpoint key is derived from the master secret too. A last checkpoint
+    // under the old key covers everything so far; the event naming both keys is
+    // then covered by checkpoints under the new one, which is how verification
+    // trusts the old key afterwards.
+    let old_signer = ward_server::audit_log::checkpoint_signer(&inst.master, &inst.salt);
+    let new_signer = ward_server::audit_log::checkpoint_signer(&new, &inst.salt);
+    ward_server::audit_log::sign_checkpoint(&inst.store, &old_signer, bootstrap::now()).await?;
     let finished = system_event(None, actions::MASTER_ROTATION_FINISHED)?
         .target("installation", "master_secret")
-        .details(serde_json::json!({ "version": new_version, "rewrapped": moved }));
+        .details(serde_json::json!({ "version": new_version, "rewrapped": moved, "settings_secrets_resealed": resealed }));
+    let key_rotated = system_event(None, actions::AUDIT_SIGNING_KEY_ROTATED)?
+        .target("installation", "audit_signing_key")
+        .details(serde_json::json!({
+            "previous_key": old_signer.verifier().encode(),
+            "key": new_signer.verifier().encode(),
+        }));
     inst.store
-        .finish_master_rotation(new.key_check(&inst.salt).as_bytes(), new_version, &finished)
+        .finish_master_rotation(
+            new.key_check(&inst.salt).as_bytes(),
+            new_version,
+            &[finished, key_rotated],
+        )
         .await
         .map_err(|e| {
             anyhow!("cannot finish the rotation (run the command again to resume): {e}")
@@ -247,6 +267,49 @@ async fn rotate_master(inst: &Installation, new_secret_file: &std::path::Path) -
          no longer opens this installation."
     );
     Ok(())
+}
+
+/// Re-seals every settings secret still under an older master version.
+async fn reseal_settings_secrets(
+    inst: &Installation,
+    new: &ward_crypto::MasterSecret,
+    new_version: u32,
+) -> Result<u64> {
+    use ward_crypto::{SettingsContext, SettingsKey};
+    let old_key = SettingsKey::derive(&inst.master, &inst.salt);
+    let new_key = SettingsKey::derive(new, &inst.salt);
+    let mut n = 0;
+    for sink in inst.store.list_audit_sinks().await? {
+        let (Some(sealed), Some(v)) = (&sink.secret, sink.secret_master_version) else {
+            continue;
+        };
+        if v == new_version {
+            continue;
+        }
+        let ctx = |master_version| SettingsContext {
+            owner_kind: "audit_sink",
+            owner_id: &sink.id,
+            field: "secret",
+            master_version,
+        };
+        let secret = old_key.open(sealed, ctx(v)).map_err(|_| {
+            anyhow!(
+                "the secret of sink {} does not open under the current master secret",
+                sink.name
+            )
+        })?;
+        let resealed = new_key
+            .seal(&secret, ctx(new_version), &OsRandom)
+            .map_err(|e| anyhow!("sealing: {e}"))?;
+        if inst
+            .store
+            .reseal_audit_sink_secret(&sink.id, sealed, &resealed, new_version)
+            .await?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 async fn verify(settings: &Settings, inst: &Installation) -> Result<()> {
@@ -292,8 +355,18 @@ async fn verify(settings: &Settings, inst: &Installation) -> Result<()> {
             }
         }
     }
+    // Settings secrets: every one opens under the configured master secret.
+    let forwarding = inst.keys().forwarding;
+    let mut settings_ok = 0u64;
+    for sink in inst.store.list_audit_sinks().await? {
+        match ward_server::forwarding::open_sink_secret(&forwarding, &sink) {
+            Ok(Some(_)) => settings_ok += 1,
+            Ok(None) => {}
+            Err(e) => problems.push(e),
+        }
+    }
     println!(
-        "verified {keys_ok} wrapped key(s) and {values_ok} encrypted value(s) under master version {}; {destroyed} destroyed key version(s)",
+        "verified {keys_ok} wrapped key(s), {values_ok} encrypted value(s) and {settings_ok} settings secret(s) under master version {}; {destroyed} destroyed key version(s)",
         inst.master_version
     );
     if let Some(first) = problems.first() {

@@ -743,10 +743,26 @@ async fn master_secret_rotation_and_verify(backend: Backend) {
     login_and_create(base, "first").await;
     server.stop();
     ok(&env.run(&["keys", "rotate", "--tenant", "acme"]));
+    // A settings secret: a webhook sink's HMAC key, sealed with the "settings" key.
+    std::fs::write(env.dir.path.join("hook.key"), "hmac-key-for-rotation").expect("secret");
+    ok(&env.run(&[
+        "audit",
+        "sink",
+        "add",
+        "--name",
+        "hook",
+        "--kind",
+        "webhook",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--secret-file",
+        env.dir.path.join("hook.key").to_str().expect("utf8"),
+    ]));
     assert!(
         ok(&env.run(&["keys", "verify"]))
-            .contains("verified 2 wrapped key(s) and 1 encrypted value(s)")
+            .contains("verified 2 wrapped key(s), 1 encrypted value(s) and 1 settings secret(s)")
     );
+    ok(&env.run(&["audit", "checkpoint"]));
 
     let old = std::fs::read_to_string(env.data_dir().join("master.key")).expect("old key");
     let new = "TkVXTkVXTkVXTkVXTkVXTkVXTkVXTkVXTkVXTkVXTkU=";
@@ -784,9 +800,24 @@ async fn master_secret_rotation_and_verify(backend: Backend) {
     // (The server's key-maintenance pass may meanwhile have moved the old value to
     // version 2 and destroyed version 1: either way every value decrypts.)
     assert!(
-        text.contains("2 encrypted value(s) under master version 2"),
+        text.contains("2 encrypted value(s) and 1 settings secret(s) under master version 2"),
         "{text}"
     );
+    // The audit log verifies across the change of checkpoint key: checkpoints
+    // signed with the old key are trusted through the event naming it.
+    let out = env
+        .cmd(&["audit", "checkpoint"])
+        .env("WARD_MASTER_SECRET", new)
+        .output()
+        .expect("checkpoint");
+    ok(&out);
+    let out = env
+        .cmd(&["audit", "verify"])
+        .env("WARD_MASTER_SECRET", new)
+        .output()
+        .expect("audit verify");
+    let text = ok(&out);
+    assert!(text.contains("signed checkpoints"), "{text}");
     let (server, base) = start_server(&env, &[("WARD_MASTER_SECRET", new)]);
     login_and_create(base, "third").await;
     server.stop();
