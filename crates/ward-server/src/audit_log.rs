@@ -246,7 +246,8 @@ impl Default for SequencerSettings {
             checkpoint_interval: Duration::from_secs(60),
             batch_size: 5_000,
             sweep_interval: Duration::from_secs(300),
-            lease_ttl: Duration::from_secs(10),
+            // A crashed sequencer's successor waits at most this long.
+            lease_ttl: Duration::from_secs(3),
         }
     }
 }

@@ -217,7 +217,7 @@ impl Default for ForwarderSettings {
             backoff_cap: Duration::from_secs(60),
             alert_after: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(5),
-            lease_ttl: Duration::from_secs(15),
+            lease_ttl: Duration::from_secs(5),
         }
     }
 }

@@ -286,4 +286,82 @@ async fn tampering_is_found_at_the_right_index(backend: Backend) {
     );
 }
 
-ward_store::on_both_backends!(tampering_is_found_at_the_right_index);
+/// `kill -9` of the server while the sequencer integrates a stream of events, at
+/// varied points, ten times: after each restart the tree picks up where the
+/// committed state left it, and at the end every event is a leaf and verifies.
+async fn kill_9_during_integration(backend: Backend) {
+    let env = Env::new(backend).await;
+    acme_with_admin(&env);
+    let http = http_client();
+    for round in 0..10u64 {
+        // The killed server's lease would lapse by itself after its TTL.
+        super::expire_leases(&env).await;
+        let (server, base) = start_server(
+            &env,
+            &[
+                ("WARD_AUDIT__SEQUENCER_INTERVAL_MS", "10"),
+                ("WARD_RATE_LIMIT__LOGIN_PER_MINUTE", "0"),
+                ("WARD_RATE_LIMIT__REQUESTS_PER_SECOND", "0"),
+                // After one failure every attempt is throttled: cheap, and audited.
+                ("WARD_LOGIN_THROTTLE__MAX_FAILURES_PER_ACCOUNT", "1"),
+            ],
+        );
+        let writer = {
+            let (http, base) = (http.clone(), base.clone());
+            tokio::spawn(async move {
+                for _ in 0..400 {
+                    let r = http
+                        .post(format!("{base}/api/v1/auth/login"))
+                        .json(&json!({"email": "admin@acme.example", "password": "wrong password"}))
+                        .send()
+                        .await;
+                    if r.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(
+            150 + super::delay_ms(round, 400),
+        ))
+        .await;
+        drop(server); // SIGKILL
+        let _ = writer.await;
+    }
+    // One more start integrates whatever was committed but not yet a leaf (once
+    // the last killed server's lease has lapsed: at most its 3-second TTL).
+    let (server, _) = start_server(&env, &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let store = ward_store::Store::connect(&env.db_url(), Default::default())
+            .await
+            .expect("connect");
+        let pending = store.audit_pending_count().await.expect("pending");
+        store.close().await;
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pending} events never integrated"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    server.stop();
+    let report = verify_passes(&env);
+    assert!(report.contains("0 events awaiting integration"), "{report}");
+    let n: u64 = report
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert!(
+        n > 50,
+        "only {n} events: the server was killed before it did anything"
+    );
+}
+
+ward_store::on_both_backends!(
+    tampering_is_found_at_the_right_index,
+    kill_9_during_integration
+);
