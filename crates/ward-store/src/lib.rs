@@ -67,6 +67,8 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Group commit for standalone audit events, started on first use.
+    appender: std::sync::Arc<std::sync::OnceLock<audit::GroupCommit>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -144,7 +146,7 @@ impl Store {
                     // WAL: readers never block the writer. foreign_keys is off by
                     // default in SQLite. busy_timeout turns lock contention into a wait.
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
                     )
                     .await?;
                     Ok(())
@@ -155,7 +157,11 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(describe_connect_error(&e)))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            appender: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
