@@ -20,6 +20,17 @@ pub fn canonical_json(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     Ok(out)
 }
 
+/// Appends the canonical bytes of `value` (for encoders that write fixed objects
+/// member by member, in canonical order, without building a `Value`).
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    write(value, out)
+}
+
+/// Appends `s` as a canonical JSON string.
+pub fn write_canonical_string(s: &str, out: &mut Vec<u8>) {
+    write_string(s, out)
+}
+
 fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
@@ -65,6 +76,12 @@ fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
+    // Fast path: nothing to escape (the common case for ids, emails, actions).
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use ward_audit::tree::{consistency_ranges, hash_ranges, inclusion_ranges, nodes_needed};
-use ward_audit::{Checkpoint, CheckpointSigner, Frontier, Hash, canonical_json, leaf_hash};
+use ward_audit::{
+    Checkpoint, CheckpointSigner, Frontier, Hash, leaf_hash, write_canonical, write_canonical_string,
+};
 use ward_core::Timestamp;
 use ward_core::audit::StoredAuditEvent;
 use ward_crypto::{InstallationSalt, MasterSecret, Purpose};
@@ -28,11 +30,54 @@ pub fn checkpoint_signer(master: &MasterSecret, salt: &InstallationSalt) -> Chec
     CheckpointSigner::from_seed(&origin, *seed)
 }
 
-/// The leaf a stored event commits to.
+/// The leaf a stored event commits to: SHA-256(0x00 ‖ RFC 8785 canonical JSON of
+/// `StoredAuditEvent::leaf_value`).
 pub fn event_leaf(event: &StoredAuditEvent) -> Result<Hash, StoreError> {
-    let bytes = canonical_json(&event.leaf_value())
-        .map_err(|e| StoreError::Corrupt(format!("audit event {}: {e}", event.id.as_str())))?;
-    Ok(leaf_hash(&bytes))
+    Ok(leaf_hash(&leaf_bytes(event)?))
+}
+
+/// The canonical bytes of `leaf_value()`, written member by member in canonical
+/// (sorted) order without building a JSON tree — the verifier's hot path. A test
+/// holds it equal to `canonical_json(&e.leaf_value())`.
+pub fn leaf_bytes(e: &StoredAuditEvent) -> Result<Vec<u8>, StoreError> {
+    fn opt(out: &mut Vec<u8>, v: Option<&str>) {
+        match v {
+            Some(s) => write_canonical_string(s, out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"action\":");
+    write_canonical_string(&e.action, &mut out);
+    out.extend_from_slice(b",\"actor_id\":");
+    opt(&mut out, e.actor.id.as_deref());
+    out.extend_from_slice(b",\"actor_kind\":");
+    write_canonical_string(e.actor.kind.as_str(), &mut out);
+    out.extend_from_slice(b",\"actor_label\":");
+    write_canonical_string(&e.actor.label, &mut out);
+    out.extend_from_slice(b",\"details\":");
+    write_canonical(&e.details, &mut out)
+        .map_err(|err| StoreError::Corrupt(format!("audit event {}: {err}", e.id.as_str())))?;
+    out.extend_from_slice(b",\"id\":");
+    write_canonical_string(e.id.as_str(), &mut out);
+    out.extend_from_slice(b",\"ip\":");
+    write_canonical_string(&e.context.ip, &mut out);
+    out.extend_from_slice(b",\"occurred_at\":");
+    out.extend_from_slice(e.occurred_at.millis().to_string().as_bytes());
+    out.extend_from_slice(b",\"outcome\":");
+    write_canonical_string(&e.outcome, &mut out);
+    out.extend_from_slice(b",\"request_id\":");
+    write_canonical_string(&e.context.request_id, &mut out);
+    out.extend_from_slice(b",\"target_id\":");
+    opt(&mut out, e.target_id.as_deref());
+    out.extend_from_slice(b",\"target_kind\":");
+    opt(&mut out, e.target_kind.as_deref());
+    out.extend_from_slice(b",\"tenant_id\":");
+    opt(&mut out, e.tenant_id.as_ref().map(|t| t.as_str()));
+    out.extend_from_slice(b",\"user_agent\":");
+    write_canonical_string(&e.context.user_agent, &mut out);
+    out.push(b'}');
+    Ok(out)
 }
 
 /// Rebuilds the frontier of the stored tree of `size` leaves.
@@ -310,4 +355,43 @@ pub async fn run_forever(
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use ward_core::audit::{Actor, ActorKind};
+    use ward_core::{EventId, RequestContext, TenantId};
+
+    #[test]
+    fn the_fast_leaf_encoding_is_the_canonical_one() {
+        let strings = ["", "plain", "quote\" back\\ slash", "ctl\u{1}\n\t", "ünï€😀", "<>&'"];
+        for (i, s) in strings.iter().enumerate() {
+            let e = StoredAuditEvent {
+                seq: i as i64,
+                leaf_index: None,
+                id: EventId::from_stored(format!("id-{s}")),
+                occurred_at: ward_core::Timestamp::from_millis(-5 + i as i64 * 1_000_000_007),
+                tenant_id: (i % 2 == 0).then(|| TenantId::from_stored((*s).into())),
+                actor: Actor {
+                    kind: [ActorKind::User, ActorKind::System][i % 2],
+                    id: (i % 3 == 0).then(|| s.to_string()),
+                    label: s.to_string(),
+                },
+                context: RequestContext {
+                    ip: s.to_string(),
+                    user_agent: s.to_string(),
+                    request_id: s.to_string(),
+                },
+                action: format!("a.{s}"),
+                target_kind: (i % 2 == 1).then(|| s.to_string()),
+                target_id: Some(s.to_string()),
+                outcome: "success".into(),
+                details: json!({ "z": [s, i, null, true], "a": { s.to_string(): -1 } }),
+            };
+            let slow = ward_audit::canonical_json(&e.leaf_value()).expect("canonical");
+            assert_eq!(leaf_bytes(&e).expect("fast"), slow, "{s:?}");
+        }
+    }
 }

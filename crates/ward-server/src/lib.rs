@@ -9,6 +9,7 @@ pub mod access;
 mod app;
 pub mod audit_export;
 pub mod audit_log;
+pub mod audit_verify;
 pub mod client_ip;
 mod clock;
 mod extract;

@@ -1,27 +1,23 @@
 //! `ward audit`: the signing key, checkpoints, full verification of the stored
 //! log, exports (plain and verifiable) and offline verification of an export.
 
-use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ward_audit::{CheckpointVerifier, ExportVerifier, Frontier, Hash, NodeId, Problem};
+use ward_audit::{CheckpointVerifier, ExportVerifier};
 use ward_core::audit::actions;
 use ward_core::audit_format::ExportFormat;
 use ward_core::{AuditEvent, Timestamp};
 use ward_server::audit_export::{ExportRequest, run_export};
-use ward_server::audit_log::{LEASE_NAME, Sequencer, event_leaf, sign_checkpoint};
+use ward_server::audit_log::{LEASE_NAME, Sequencer, sign_checkpoint};
 use ward_store::{AuditFilter, Store};
 
 use crate::bootstrap::{self, Installation};
 use crate::cli::AuditCommand;
 
 /// Leaves read per page while verifying.
-const VERIFY_PAGE: u64 = 20_000;
-/// An event in no leaf counts as inserted once the sequencer has integrated later
-/// events more than this long after it occurred (a late commit takes milliseconds).
-const INSERTED_GRACE_MILLIS: i64 = 60_000;
+const VERIFY_PAGE: u64 = ward_server::audit_verify::VERIFY_PAGE;
 
 /// Offline verification needs no database and no master secret.
 pub fn verify_export_file(export: &Path, public_key: &str) -> Result<()> {
@@ -221,164 +217,32 @@ async fn integrate_if_free(store: &Store) -> Result<()> {
 /// Recomputes every leaf from the stored events, rebuilds the tree, compares every
 /// stored subtree and every checkpoint, and checks the tables' protection.
 async fn verify_database(inst: &Installation, signer: &ward_audit::CheckpointSigner) -> Result<()> {
-    let store = &inst.store;
-    let mut problems: Vec<Problem> = store
-        .audit_schema_problems()
-        .await?
-        .into_iter()
-        .map(Problem::Schema)
-        .collect();
-    let size = store.audit_tree_size().await?;
-    let checkpoints = store.audit_checkpoints().await?;
-    let by_size: HashMap<u64, Hash> = checkpoints.iter().map(|c| (c.tree_size, c.root)).collect();
-    let mut trusted = vec![signer.verifier()];
-    let progress = Progress::new(size);
-    let mut frontier = Frontier::new();
-    let mut first_bad: Option<Problem> = None;
-    let mut start = 0u64;
-    'pages: while start < size {
-        let end = (start + VERIFY_PAGE).min(size);
-        let records = store.audit_leaf_records(start, end).await?;
-        let stored_nodes = store.audit_inner_nodes(start, end).await?;
-        let mut expected = start;
-        for r in records {
-            if r.index != expected {
-                first_bad = Some(Problem::Missing { index: expected });
-                break 'pages;
-            }
-            expected += 1;
-            let Some(event) = r.event else {
-                first_bad = Some(Problem::Missing { index: r.index });
-                break 'pages;
-            };
-            let leaf = event_leaf(&event)?;
-            match r.leaf_hash {
-                Some(stored) if stored == leaf => {}
-                Some(_) => {
-                    first_bad = Some(match find_leaf(store, &leaf, size).await? {
-                        Some(holds) if holds != r.index => Problem::Reordered {
-                            index: r.index,
-                            holds,
-                        },
-                        _ => Problem::Modified { index: r.index },
-                    });
-                    break 'pages;
-                }
-                None => {
-                    first_bad = Some(Problem::NodeAltered {
-                        node: NodeId {
-                            level: 0,
-                            index: r.index,
-                        },
-                    });
-                    break 'pages;
-                }
-            }
-            if event.action == actions::AUDIT_SIGNING_KEY_ROTATED
-                && let Some(k) = event.details["previous_key"].as_str()
-                && let Ok(v) = CheckpointVerifier::parse(k)
-            {
-                trusted.push(v);
-            }
-            for (id, hash) in frontier.append(leaf).into_iter().skip(1) {
-                if stored_nodes.get(&id) != Some(&hash) {
-                    first_bad = Some(Problem::NodeAltered { node: id });
-                    break 'pages;
-                }
-            }
-            if let Some(root) = by_size.get(&frontier.size())
-                && *root != frontier.root()
-            {
-                first_bad = Some(Problem::CheckpointRoot {
-                    size: frontier.size(),
-                });
-                break 'pages;
-            }
-        }
-        if expected < end {
-            first_bad = Some(Problem::Missing { index: expected });
-            break;
-        }
-        progress.show(end);
-        start = end;
-    }
+    let total = inst.store.audit_tree_size().await?;
+    let progress = Progress::new(total);
+    let report = ward_server::audit_verify::verify_log(&inst.store, signer.verifier(), &mut |done, _| {
+        progress.show(done)
+    })
+    .await?;
     progress.done();
-    if let Some((index, event_id)) = store.audit_inserted_event(INSERTED_GRACE_MILLIS).await? {
-        let inserted = Problem::Inserted { index, event_id };
-        first_bad = Some(match first_bad {
-            Some(p) if problem_index(&p).unwrap_or(u64::MAX) <= index => p,
-            _ => inserted,
-        });
-    }
-    if let Some(p) = first_bad {
-        problems.push(p);
-    } else {
-        for c in &checkpoints {
-            if c.tree_size > size {
-                problems.push(Problem::Truncated {
-                    checkpoint_size: c.tree_size,
-                    tree_size: size,
-                });
-                break;
-            }
-            let verified = trusted.iter().any(|k| {
-                k.verify(&c.note)
-                    .is_ok_and(|cp| cp.size == c.tree_size && cp.root == c.root)
-            });
-            if !verified {
-                let reason = trusted[0].verify(&c.note).err().map_or(
-                    "the note does not match the stored size and root".to_owned(),
-                    |e| e.to_string(),
-                );
-                problems.push(Problem::BadSignature {
-                    size: c.tree_size,
-                    reason,
-                });
-                break;
-            }
-        }
-    }
-    let pending = store.audit_pending_count().await?;
-    let root = frontier.root();
-    if problems.is_empty() {
+    if report.problems.is_empty() {
         println!(
-            "verified {size} events, tree size {size}, root {}; {} signed checkpoints; {pending} events awaiting integration",
-            hex(&root),
-            checkpoints.len()
+            "verified {} events, tree size {}, root {}; {} signed checkpoints; {} events awaiting integration",
+            report.size,
+            report.size,
+            hex(&report.root),
+            report.checkpoints,
+            report.pending
         );
         Ok(())
     } else {
-        for p in &problems {
+        for p in &report.problems {
             eprintln!("audit log: {p}");
         }
-        bail!("verification FAILED: {}", problems[problems.len() - 1])
+        bail!(
+            "verification FAILED: {}",
+            report.problems[report.problems.len() - 1]
+        )
     }
-}
-
-fn problem_index(p: &Problem) -> Option<u64> {
-    match p {
-        Problem::Modified { index }
-        | Problem::Missing { index }
-        | Problem::Reordered { index, .. }
-        | Problem::Inserted { index, .. } => Some(*index),
-        Problem::NodeAltered { node } => Some(node.index << node.level),
-        _ => None,
-    }
-}
-
-/// Where a leaf hash sits among the stored leaves (for naming a moved event).
-async fn find_leaf(store: &Store, leaf: &Hash, size: u64) -> Result<Option<u64>> {
-    let mut start = 0;
-    while start < size {
-        let end = (start + VERIFY_PAGE).min(size);
-        for (i, h) in store.audit_leaf_hashes(start, end).await? {
-            if &h == leaf {
-                return Ok(Some(i));
-            }
-        }
-        start = end;
-    }
-    Ok(None)
 }
 
 /// A progress line on a terminal, nothing otherwise.
