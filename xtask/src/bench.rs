@@ -29,6 +29,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ]),
         );
     }
+    if args.iter().any(|a| a == "--audit") {
+        // BENCH_BACKEND, BENCH_EVENTS, BENCH_WRITERS and BENCH_APPENDS pass through.
+        return run_step(
+            "audit log benchmark",
+            cargo().args(["bench", "--locked", "-p", "ward-server", "--bench", "audit"]),
+        );
+    }
     ensure_wrk()?;
     run_step(
         "build release ward",

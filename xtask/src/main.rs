@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [--postgres | --crypto]>");
+            eprintln!("usage: cargo xtask <ci | bench [--postgres | --crypto | --audit]>");
             return ExitCode::from(2);
         }
     };

@@ -8,7 +8,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use ward_audit::tree::{consistency_ranges, hash_ranges, inclusion_ranges, nodes_needed};
 use ward_audit::{
-    Checkpoint, CheckpointSigner, Frontier, Hash, leaf_hash, write_canonical, write_canonical_string,
+    Checkpoint, CheckpointSigner, Frontier, Hash, leaf_hash, write_canonical,
+    write_canonical_string,
 };
 use ward_core::Timestamp;
 use ward_core::audit::StoredAuditEvent;
@@ -366,7 +367,14 @@ mod tests {
 
     #[test]
     fn the_fast_leaf_encoding_is_the_canonical_one() {
-        let strings = ["", "plain", "quote\" back\\ slash", "ctl\u{1}\n\t", "ünï€😀", "<>&'"];
+        let strings = [
+            "",
+            "plain",
+            "quote\" back\\ slash",
+            "ctl\u{1}\n\t",
+            "ünï€😀",
+            "<>&'",
+        ];
         for (i, s) in strings.iter().enumerate() {
             let e = StoredAuditEvent {
                 seq: i as i64,

@@ -31,12 +31,7 @@ type Page = Result<(Vec<LeafRecord>, HashMap<NodeId, Hash>), StoreError>;
 
 fn fetch(store: &Store, start: u64, end: u64) -> tokio::task::JoinHandle<Page> {
     let store = store.clone();
-    tokio::spawn(async move {
-        Ok((
-            store.audit_leaf_records(start, end).await?,
-            store.audit_inner_nodes(start, end).await?,
-        ))
-    })
+    tokio::spawn(async move { store.audit_verify_page(start, end).await })
 }
 
 /// Verifies the whole log. `current` is this installation's checkpoint key; keys

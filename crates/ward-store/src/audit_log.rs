@@ -16,8 +16,10 @@ const EVENT_COLUMNS: &str = "e.seq, e.id, e.occurred_at, e.tenant_id, e.actor_ki
      e.actor_label, e.ip, e.user_agent, e.request_id, e.action, e.target_kind, e.target_id, \
      e.outcome, e.details";
 
-/// Rows per multi-row INSERT (3 parameters each; far below both backends' limits).
-const INSERT_CHUNK: usize = 500;
+/// Rows per multi-row INSERT (3 parameters each). Kept small: sqlx's SQLite
+/// driver looks up every parameter's name per bind, quadratic in a statement's
+/// parameters.
+const INSERT_CHUNK: usize = 64;
 
 /// One leaf to integrate: the event's `seq` and every subtree it completes.
 #[derive(Debug, Clone)]
@@ -266,46 +268,6 @@ impl Store {
             .collect()
     }
 
-    /// Stored subtrees of level ≥ 1 completed by a leaf in `[from, to)` (their last
-    /// leaf lies there).
-    pub async fn audit_inner_nodes(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> Result<HashMap<NodeId, Hash>, StoreError> {
-        let mut out = HashMap::new();
-        for level in 1..64u8 {
-            if (1u64 << level) > to {
-                break;
-            }
-            // Node i's last leaf is ((i + 1) << level) - 1.
-            let lo = (from + 1).div_ceil(1 << level) - 1;
-            let hi = to >> level;
-            if lo >= hi {
-                continue;
-            }
-            let rows = sqlx::query(
-                "SELECT node_index, hash FROM audit_tree WHERE level = $1 AND node_index >= $2 \
-                 AND node_index < $3",
-            )
-            .bind(i64::from(level))
-            .bind(lo as i64)
-            .bind(hi as i64)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in rows {
-                out.insert(
-                    NodeId {
-                        level,
-                        index: r.try_get::<i64, _>("node_index")? as u64,
-                    },
-                    to_hash(r.try_get("hash")?)?,
-                );
-            }
-        }
-        Ok(out)
-    }
-
     /// The first event that is in no leaf although the sequencer integrated an
     /// event with a higher `seq` more than `grace` after it occurred: a backdated
     /// insertion, not a transaction that committed late. Returns the leaf index it
@@ -410,4 +372,186 @@ fn checkpoint_from_row(r: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreE
         issued_at: Timestamp::from_millis(r.try_get("issued_at")?),
         note: r.try_get("note")?,
     })
+}
+
+/// One leaf as the packed verification read returns it (a JSON array).
+#[derive(serde::Deserialize)]
+struct PackedLeaf(
+    u64,
+    i64,
+    i64,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn hash_from_hex(text: &str) -> Result<Hash, StoreError> {
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect();
+    to_hash(bytes.ok_or_else(|| StoreError::Corrupt("audit tree hash is not hex".into()))?)
+}
+
+fn unpack_leaf(p: PackedLeaf) -> Result<LeafRecord, StoreError> {
+    use ward_core::audit::{Actor, ActorKind};
+    use ward_core::{EventId, RequestContext, TenantId};
+    let PackedLeaf(
+        index,
+        event_seq,
+        integrated_at,
+        hash,
+        seq,
+        id,
+        occurred_at,
+        tenant_id,
+        actor_kind,
+        actor_id,
+        actor_label,
+        ip,
+        user_agent,
+        request_id,
+        action,
+        target_kind,
+        target_id,
+        outcome,
+        details,
+    ) = p;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("audit event at leaf {index}: {what}"));
+    let event = match (seq, id) {
+        (Some(seq), Some(id)) => {
+            let kind = actor_kind.unwrap_or_default();
+            Some(StoredAuditEvent {
+                seq,
+                leaf_index: Some(index),
+                id: EventId::from_stored(id),
+                occurred_at: Timestamp::from_millis(occurred_at.ok_or_else(|| corrupt("time"))?),
+                tenant_id: tenant_id.map(TenantId::from_stored),
+                actor: Actor {
+                    kind: ActorKind::parse(&kind).ok_or_else(|| corrupt("actor kind"))?,
+                    id: actor_id,
+                    label: actor_label.unwrap_or_default(),
+                },
+                context: RequestContext {
+                    ip: ip.unwrap_or_default(),
+                    user_agent: user_agent.unwrap_or_default(),
+                    request_id: request_id.unwrap_or_default(),
+                },
+                action: action.unwrap_or_default(),
+                target_kind,
+                target_id,
+                outcome: outcome.unwrap_or_default(),
+                details: serde_json::from_str(details.as_deref().unwrap_or("null"))
+                    .map_err(|_| corrupt("details"))?,
+            })
+        }
+        _ => None,
+    };
+    Ok(LeafRecord {
+        index,
+        event_seq,
+        integrated_at: Timestamp::from_millis(integrated_at),
+        leaf_hash: hash.as_deref().map(hash_from_hex).transpose()?,
+        event,
+    })
+}
+
+impl Store {
+    /// What verification needs for leaves `[from, to)` — each leaf with its stored
+    /// hash and event, and the stored subtrees those leaves complete — in two
+    /// round trips, each returning one JSON document instead of a row per leaf
+    /// (per-row transfer, not SQL, dominates reading millions of leaves).
+    pub async fn audit_verify_page(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<(Vec<LeafRecord>, HashMap<NodeId, Hash>), StoreError> {
+        let columns = "l.leaf_index, l.event_seq, l.integrated_at, {HEX}, e.seq, e.id, \
+             e.occurred_at, e.tenant_id, e.actor_kind, e.actor_id, e.actor_label, e.ip, e.user_agent, \
+             e.request_id, e.action, e.target_kind, e.target_id, e.outcome, e.details";
+        let joins = "FROM audit_leaves l \
+             LEFT JOIN audit_tree t ON t.level = 0 AND t.node_index = l.leaf_index \
+             LEFT JOIN audit_events e ON e.seq = l.event_seq \
+             WHERE l.leaf_index >= $1 AND l.leaf_index < $2";
+        let sql = match self.backend {
+            Backend::Sqlite => format!(
+                "SELECT json_group_array(json_array({})) {joins}",
+                columns.replace("{HEX}", "lower(hex(t.hash))")
+            ),
+            Backend::Postgres => format!(
+                "SELECT json_agg(json_build_array({}) ORDER BY l.leaf_index)::text {joins}",
+                columns.replace("{HEX}", "encode(t.hash, 'hex')")
+            ),
+        };
+        let packed: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(from as i64)
+            .bind(to as i64)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<PackedLeaf> = serde_json::from_str(packed.as_deref().unwrap_or("[]"))
+            .map_err(|e| StoreError::Corrupt(format!("audit page: {e}")))?;
+        let mut records = rows
+            .into_iter()
+            .map(unpack_leaf)
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by_key(|r| r.index);
+
+        // Subtrees of level ≥ 1 whose last leaf lies in [from, to).
+        let mut clauses = Vec::new();
+        let mut binds: Vec<i64> = Vec::new();
+        for level in 1..64u8 {
+            if (1u64 << level) > to {
+                break;
+            }
+            let lo = (from + 1).div_ceil(1 << level) - 1;
+            let hi = to >> level;
+            if lo < hi {
+                let n = binds.len();
+                clauses.push(format!(
+                    "(level = ${} AND node_index >= ${} AND node_index < ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3
+                ));
+                binds.extend([i64::from(level), lo as i64, hi as i64]);
+            }
+        }
+        let mut nodes = HashMap::new();
+        if !clauses.is_empty() {
+            let select = match self.backend {
+                Backend::Sqlite => {
+                    "SELECT json_group_array(json_array(level, node_index, lower(hex(hash))))"
+                }
+                Backend::Postgres => {
+                    "SELECT json_agg(json_build_array(level, node_index, encode(hash, 'hex')))::text"
+                }
+            };
+            let sql = format!("{select} FROM audit_tree WHERE {}", clauses.join(" OR "));
+            let mut q = sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(sql));
+            for b in binds {
+                q = q.bind(b);
+            }
+            let packed = q.fetch_one(&self.pool).await?;
+            let rows: Vec<(u8, u64, String)> =
+                serde_json::from_str(packed.as_deref().unwrap_or("[]"))
+                    .map_err(|e| StoreError::Corrupt(format!("audit nodes: {e}")))?;
+            for (level, index, hex) in rows {
+                nodes.insert(NodeId { level, index }, hash_from_hex(&hex)?);
+            }
+        }
+        Ok((records, nodes))
+    }
 }

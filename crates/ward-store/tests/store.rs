@@ -310,13 +310,19 @@ async fn concurrent_appends_are_all_durable_and_tree_tables_append_only(backend:
         "DELETE FROM audit_tree",
         "DELETE FROM audit_checkpoints",
     ] {
-        assert!(sqlx::query(sql).execute(&pool).await.is_err(), "{sql} must be refused");
+        assert!(
+            sqlx::query(sql).execute(&pool).await.is_err(),
+            "{sql} must be refused"
+        );
     }
 }
 
 /// Integrates everything through the store's sequencer calls (as the server does).
 async fn ward_audit_sequencer_leaves(store: &Store) -> Vec<i64> {
-    let pending = store.pending_audit_events(-1, 10_000).await.expect("pending");
+    let pending = store
+        .pending_audit_events(-1, 10_000)
+        .await
+        .expect("pending");
     let mut f = ward_audit::Frontier::new();
     let leaves: Vec<ward_store::NewLeaf> = pending
         .iter()
@@ -330,7 +336,15 @@ async fn ward_audit_sequencer_leaves(store: &Store) -> Vec<i64> {
         .await
         .expect("append leaves");
     // A second writer with a stale size is refused and writes nothing.
-    assert!(store.append_audit_leaves(0, &leaves, Timestamp::from_millis(1)).await.is_err());
-    assert_eq!(store.audit_tree_size().await.expect("size"), leaves.len() as u64);
+    assert!(
+        store
+            .append_audit_leaves(0, &leaves, Timestamp::from_millis(1))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.audit_tree_size().await.expect("size"),
+        leaves.len() as u64
+    );
     pending.iter().map(|e| e.seq).collect()
 }

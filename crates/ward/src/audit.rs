@@ -219,10 +219,11 @@ async fn integrate_if_free(store: &Store) -> Result<()> {
 async fn verify_database(inst: &Installation, signer: &ward_audit::CheckpointSigner) -> Result<()> {
     let total = inst.store.audit_tree_size().await?;
     let progress = Progress::new(total);
-    let report = ward_server::audit_verify::verify_log(&inst.store, signer.verifier(), &mut |done, _| {
-        progress.show(done)
-    })
-    .await?;
+    let report =
+        ward_server::audit_verify::verify_log(&inst.store, signer.verifier(), &mut |done, _| {
+            progress.show(done)
+        })
+        .await?;
     progress.done();
     if report.problems.is_empty() {
         println!(

@@ -1,0 +1,211 @@
+//! `cargo xtask bench --audit` (or `cargo bench -p ward-server --bench audit`):
+//! the tamper-evident log on BENCH_BACKEND (sqlite or postgres, default sqlite).
+//!
+//! 1. Durable append from BENCH_WRITERS (16) concurrent writers: group-committed
+//!    `record_audit`, beside a plain INSERT of the same rows, one transaction
+//!    each, in the same run (SQLite WAL with synchronous=FULL; PostgreSQL default
+//!    synchronous_commit=on).
+//! 2. A log of BENCH_EVENTS events (default 1,000,000): bulk load, integration
+//!    by the sequencer, then full verification (events/s).
+//! 3. Inclusion and consistency proof latency at that size, server-side
+//!    (the store reads and hashing a request does), over 1,000 random requests.
+
+use std::time::{Duration, Instant};
+
+use ward_audit::CheckpointSigner;
+use ward_core::{Actor, AuditEvent, EventId, RequestContext, Timestamp};
+use ward_crypto::{InstallationSalt, MasterSecret, OsRandom, SecureRandom};
+use ward_server::audit_log::{Sequencer, consistency_proof, inclusion_proof, sign_checkpoint};
+use ward_store::testing::TestDatabase;
+use ward_store::{Backend, ConnectSettings, Store};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// A realistic event: a failed sign-in with an email and a reason.
+fn event(n: u64) -> AuditEvent {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    id[8..].copy_from_slice(&OsRandom.bytes::<8>().unwrap_or_default());
+    AuditEvent::new(
+        EventId::from_random(id),
+        Timestamp::from_millis(1_790_000_000_000 + n as i64),
+        None,
+        Actor::system("bench"),
+        RequestContext {
+            ip: "192.0.2.7".into(),
+            user_agent: "Mozilla/5.0 (X11; Linux x86_64) bench".into(),
+            request_id: format!("{n:032x}"),
+        },
+        ward_core::audit::actions::AUTH_LOGIN_FAILED,
+    )
+    .failed()
+    .details(serde_json::json!({ "email": format!("user{}@bench.example", n % 1000), "reason": "wrong_password" }))
+}
+
+async fn concurrent_appends(
+    store: &Store,
+    writers: u64,
+    per_writer: u64,
+    grouped: bool,
+    base: u64,
+) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let e = event(base + w * per_writer + i);
+                if grouped {
+                    store.record_audit(&e).await.expect("append");
+                } else {
+                    store.record_audit_alone(&e).await.expect("insert");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    (writers * per_writer) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let backend = match std::env::var("BENCH_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    };
+    let writers = env_num("BENCH_WRITERS", 16);
+    let per_writer = env_num("BENCH_APPENDS", 20_000) / writers;
+    let events = env_num("BENCH_EVENTS", 1_000_000);
+    let db = TestDatabase::new(backend).await;
+    let store = Store::connect(&db.url, ConnectSettings::default())
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    println!("backend: {}, {writers} writers", backend.as_str());
+
+    // 1. Durable append.
+    let plain = concurrent_appends(&store, writers, per_writer, false, 0).await;
+    let grouped = concurrent_appends(&store, writers, per_writer, true, 1 << 40).await;
+    println!();
+    println!("| durable append, {writers} writers | events/s | vs plain INSERT |");
+    println!("|---|---|---|");
+    println!("| plain INSERT, one transaction each (baseline) | {plain:.0} | 100% |");
+    println!(
+        "| `record_audit` (group commit) | {grouped:.0} | {:.0}% |",
+        grouped / plain * 100.0
+    );
+
+    // 2. A large log: load, integrate, verify.
+    let loaded = store.audit_tree_size().await.expect("size");
+    let pending_before = store.audit_pending_count().await.expect("pending");
+    let to_load = events.saturating_sub(pending_before + loaded);
+    let started = Instant::now();
+    let chunk = 5_000u64;
+    let mut n = 0;
+    while n < to_load {
+        let batch: Vec<AuditEvent> = (n..(n + chunk).min(to_load))
+            .map(|i| event((2 << 40) + i))
+            .collect();
+        let refs: Vec<&AuditEvent> = batch.iter().collect();
+        store.append_audit_batch(&refs).await.expect("load");
+        n += batch.len() as u64;
+    }
+    let load_rate = to_load as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let integrated = Sequencer::new()
+        .integrate_all(&store, Timestamp::from_millis(1_800_000_000_000), 5_000)
+        .await
+        .expect("integrate");
+    let integrate_secs = started.elapsed().as_secs_f64();
+    let master = MasterSecret::generate(&OsRandom).expect("secret");
+    let salt = InstallationSalt::generate(&OsRandom).expect("salt");
+    let signer: CheckpointSigner = ward_server::audit_log::checkpoint_signer(&master, &salt);
+    sign_checkpoint(&store, &signer, Timestamp::from_millis(1_800_000_000_000))
+        .await
+        .expect("checkpoint");
+    let size = store.audit_tree_size().await.expect("size");
+    let started = Instant::now();
+    let report = ward_server::audit_verify::verify_log(&store, signer.verifier(), &mut |_, _| {})
+        .await
+        .expect("verify");
+    let verify_secs = started.elapsed().as_secs_f64();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    println!();
+    println!("| log of {size} events | events/s | seconds |");
+    println!("|---|---|---|");
+    println!(
+        "| bulk load (baseline: plain multi-row INSERT) | {load_rate:.0} | {:.1} |",
+        to_load as f64 / load_rate
+    );
+    println!(
+        "| sequencer integration (leaves + subtrees) | {:.0} | {integrate_secs:.1} |",
+        integrated as f64 / integrate_secs
+    );
+    println!(
+        "| `verify_log` (recompute every leaf, rebuild, compare) | {:.0} | {verify_secs:.1} |",
+        size as f64 / verify_secs
+    );
+
+    // 3. Proof latency at this size.
+    let mut inclusion = Vec::new();
+    let mut consistency = Vec::new();
+    for i in 0..1_000u64 {
+        let r = u64::from_be_bytes(OsRandom.bytes::<8>().unwrap_or_default());
+        let index = r % size;
+        let started = Instant::now();
+        let p = inclusion_proof(&store, index, size)
+            .await
+            .expect("inclusion");
+        inclusion.push(started.elapsed());
+        assert!(!p.is_empty() || size == 1);
+        let from = 1 + (r >> 7) % size;
+        let started = Instant::now();
+        consistency_proof(&store, from, size)
+            .await
+            .expect("consistency");
+        consistency.push(started.elapsed());
+        if i == 0 {
+            // Warm-up request not counted.
+            inclusion.clear();
+            consistency.clear();
+        }
+    }
+    let started = Instant::now();
+    for _ in 0..1_000 {
+        store.ping().await.expect("ping");
+    }
+    let ping = started.elapsed() / 1_000;
+    inclusion.sort();
+    consistency.sort();
+    println!();
+    println!("| proofs at {size} leaves, server-side | p50 | p99 |");
+    println!("|---|---|---|");
+    println!("| `SELECT 1` round trip (baseline) | {} | — |", ms(ping));
+    println!(
+        "| inclusion proof | {} | {} |",
+        ms(percentile(&inclusion, 0.5)),
+        ms(percentile(&inclusion, 0.99))
+    );
+    println!(
+        "| consistency proof | {} | {} |",
+        ms(percentile(&consistency, 0.5)),
+        ms(percentile(&consistency, 0.99))
+    );
+    store.close().await;
+}
