@@ -106,7 +106,10 @@ pub async fn load_frontier(store: &Store, size: u64) -> Result<Frontier, StoreEr
 pub struct Sequencer {
     frontier: Option<Frontier>,
     newest_seq: i64,
-    sweep_due: bool,
+    /// While sweeping (looking at every event, not only recent ones): the `seq`
+    /// the sweep has reached. Each pass continues from it, so a sweep over a large
+    /// backlog is one ordered walk, not a rescan per batch.
+    sweep_from: Option<i64>,
 }
 
 impl Sequencer {
@@ -114,15 +117,15 @@ impl Sequencer {
         Self {
             frontier: None,
             newest_seq: 0,
-            // The first pass looks at everything: events written while no
+            // The first passes look at everything: events written while no
             // sequencer ran (the CLI, a crash) are integrated first.
-            sweep_due: true,
+            sweep_from: Some(-1),
         }
     }
 
     /// Asks the next pass to look at every event, not only recent ones.
     pub fn schedule_sweep(&mut self) {
-        self.sweep_due = true;
+        self.sweep_from = Some(-1);
     }
 
     /// One batch: returns how many events became leaves.
@@ -137,20 +140,23 @@ impl Sequencer {
             Some(f) if f.size() == size => f,
             _ => load_frontier(store, size).await?,
         };
-        let floor = if self.sweep_due {
-            -1
-        } else {
-            self.newest_seq - LATE_COMMIT_WINDOW
-        };
+        let floor = self
+            .sweep_from
+            .unwrap_or(self.newest_seq - LATE_COMMIT_WINDOW);
         let events = store.pending_audit_events(floor, batch).await?;
-        if events.len() < batch as usize {
-            self.sweep_due = false;
-        }
+        // Where the sweep continues once this batch is stored (None: finished).
+        let next_sweep = self.sweep_from.and_then(|_| {
+            if events.len() < batch as usize {
+                None
+            } else {
+                events.last().map(|e| e.seq)
+            }
+        });
         if events.is_empty() {
+            self.sweep_from = next_sweep;
             self.frontier = Some(frontier);
             return Ok(0);
         }
-        let before = frontier.clone();
         let mut leaves = Vec::with_capacity(events.len());
         for e in &events {
             leaves.push(NewLeaf {
@@ -161,12 +167,12 @@ impl Sequencer {
         match store.append_audit_leaves(size, &leaves, now).await {
             Ok(()) => {
                 self.frontier = Some(frontier);
+                self.sweep_from = next_sweep;
                 self.newest_seq = events.iter().map(|e| e.seq).fold(self.newest_seq, i64::max);
                 Ok(events.len())
             }
             // Another writer got there first: reload next time.
             Err(StoreError::Conflict(Conflict::Other)) => {
-                drop(before);
                 self.frontier = None;
                 Ok(0)
             }
@@ -291,7 +297,7 @@ impl Default for SequencerSettings {
             interval: Duration::from_millis(200),
             checkpoint_interval: Duration::from_secs(60),
             batch_size: 5_000,
-            sweep_interval: Duration::from_secs(300),
+            sweep_interval: Duration::from_secs(3600),
             // A crashed sequencer's successor waits at most this long.
             lease_ttl: Duration::from_secs(3),
         }

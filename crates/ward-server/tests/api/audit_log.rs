@@ -8,12 +8,13 @@ use sha2::{Digest, Sha256};
 use ward_core::Role;
 use ward_store::on_both_backends;
 
-use crate::harness::{Auth, TestApp, expect_problem, spawn_app};
+use crate::harness::{Auth, TestApp, expect_problem, spawn_app, spawn_app_with};
 
 on_both_backends!(
     proofs_verify_independently,
     exports_in_every_format_stay_within_the_company,
     bad_proof_requests_are_clear_4xx,
+    a_late_commit_becomes_a_later_leaf,
 );
 
 type H = [u8; 32];
@@ -381,4 +382,103 @@ async fn bad_proof_requests_are_clear_4xx(backend: ward_store::Backend) {
     }
     // Refused requests wrote nothing.
     assert_eq!(app.audit_count().await, audit_rows);
+}
+
+/// PostgreSQL hands out `seq` before commit: a transaction that drew seq N can
+/// commit after one that drew N+1 was already integrated. The leaf index is
+/// assigned at integration, so the late event becomes a later leaf, nothing is
+/// skipped, and the log verifies. (On SQLite the second writer waits for the
+/// first; the test still runs.)
+async fn a_late_commit_becomes_a_later_leaf(backend: ward_store::Backend) {
+    use ward_server::audit_log::Sequencer;
+    let app = spawn_app_with(backend, |s| {
+        // This test drives the sequencer itself.
+        s.audit_sequencer.interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    // The app's own sequencer ran once at start; wait for it to go idle.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.db_url()).await.expect("pool");
+    let insert = "INSERT INTO audit_events (id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, \
+         ip, user_agent, request_id, action, target_kind, target_id, outcome, details) \
+         VALUES ($1, $2, NULL, 'system', NULL, 'test', 'local', 't', 'r', 'tenant.created', NULL, NULL, 'success', '{}')";
+    let mut slow = match backend {
+        ward_store::Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await.expect("begin"),
+        ward_store::Backend::Postgres => pool.begin().await.expect("begin"),
+    };
+    sqlx::query(insert)
+        .bind("slow-writer")
+        .bind(1_i64)
+        .execute(&mut *slow)
+        .await
+        .expect("slow insert");
+    let fast = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            sqlx::query(insert)
+                .bind("fast-writer")
+                .bind(2_i64)
+                .execute(&pool)
+                .await
+                .expect("fast insert");
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut sequencer = Sequencer::new();
+    let now = ward_core::Timestamp::from_millis(10_000);
+    sequencer
+        .integrate_all(&app.store, now, 100)
+        .await
+        .expect("integrate");
+    let size_before = app.store.audit_tree_size().await.expect("size");
+    slow.commit().await.expect("commit");
+    fast.await.expect("fast writer");
+    sequencer
+        .integrate_all(&app.store, now, 100)
+        .await
+        .expect("integrate");
+    let size = app.store.audit_tree_size().await.expect("size");
+    assert_eq!(app.store.audit_pending_count().await.expect("pending"), 0);
+    let records = app.store.audit_leaf_records(0, size).await.expect("leaves");
+    let at = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.event.as_ref().is_some_and(|e| e.id.as_str() == id))
+            .map(|r| r.index)
+            .expect("integrated")
+    };
+    if backend == ward_store::Backend::Postgres {
+        // The fast writer committed first and was integrated first, although its
+        // seq is the higher one.
+        assert!(
+            at("fast-writer") < size_before,
+            "fast writer integrated in the first pass"
+        );
+        assert!(
+            at("slow-writer") >= size_before,
+            "slow writer is a later leaf"
+        );
+        let seq = |id: &str| {
+            records
+                .iter()
+                .find_map(|r| {
+                    r.event
+                        .as_ref()
+                        .filter(|e| e.id.as_str() == id)
+                        .map(|e| e.seq)
+                })
+                .expect("seq")
+        };
+        assert!(seq("slow-writer") < seq("fast-writer"));
+    }
+    let report = ward_server::audit_verify::verify_log(
+        &app.store,
+        ward_server::audit_log::checkpoint_signer(&app.master, &app.salt).verifier(),
+        &mut |_, _| {},
+    )
+    .await
+    .expect("verify");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    pool.close().await;
 }

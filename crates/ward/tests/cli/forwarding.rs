@@ -97,17 +97,20 @@ struct Rsyslog {
 }
 
 impl Rsyslog {
-    fn start(dir: &Path, tcp_port: u16, tls_port: u16) -> Self {
+    fn start(dir: &Path, tcp_port: u16, tls_port: u16, udp_port: u16) -> Self {
         let d = dir.display();
         let conf = format!(
             r#"global(workDirectory="{d}" DefaultNetstreamDriverCAFile="{d}/ca.pem"
        DefaultNetstreamDriverCertFile="{d}/server.pem" DefaultNetstreamDriverKeyFile="{d}/server.key")
 module(load="imtcp" MaxSessions="50")
+module(load="imudp")
 template(name="line" type="string" string="%msgid% %structured-data% %msg%\n")
 input(type="imtcp" address="127.0.0.1" port="{tcp_port}" ruleset="tcp")
 input(type="imtcp" address="127.0.0.1" port="{tls_port}" ruleset="tls"
       StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+input(type="imudp" address="127.0.0.1" port="{udp_port}" ruleset="udp")
 ruleset(name="tcp") {{ action(type="omfile" file="{d}/tcp.log" template="line") }}
+ruleset(name="udp") {{ action(type="omfile" file="{d}/udp.log" template="line") }}
 ruleset(name="tls") {{ action(type="omfile" file="{d}/tls.log" template="line") }}
 "#
         );
@@ -226,8 +229,8 @@ async fn rsyslog_receives_every_event_over_tcp_and_tls(backend: Backend) {
     let dir = env.dir.path.join("rsyslog");
     std::fs::create_dir_all(&dir).expect("dir");
     make_certificates(&dir);
-    let (tcp_port, tls_port) = (free_port(), free_port());
-    let receiver = Rsyslog::start(&dir, tcp_port, tls_port);
+    let (tcp_port, tls_port, udp_port) = (free_port(), free_port(), free_port());
+    let receiver = Rsyslog::start(&dir, tcp_port, tls_port, udp_port);
     acme_with_admin(&env);
 
     ok(&env.run(&[
@@ -240,6 +243,17 @@ async fn rsyslog_receives_every_event_over_tcp_and_tls(backend: Backend) {
         "syslog-tcp",
         "--address",
         &format!("127.0.0.1:{tcp_port}"),
+    ]));
+    ok(&env.run(&[
+        "audit",
+        "sink",
+        "add",
+        "--name",
+        "soc-udp",
+        "--kind",
+        "syslog-udp",
+        "--address",
+        &format!("127.0.0.1:{udp_port}"),
     ]));
     let ca = dir.join("ca.pem");
     ok(&env.run(&[
@@ -324,6 +338,9 @@ async fn rsyslog_receives_every_event_over_tcp_and_tls(backend: Backend) {
     let tls_log = dir.join("tls.log");
     assert_in_order_none_lost(&wait_for_all(&env, &tcp_log).await);
     assert_in_order_none_lost(&wait_for_all(&env, &tls_log).await);
+    // UDP has no acknowledgement (best effort), but on loopback with the receiver
+    // up every datagram arrives.
+    assert_in_order_none_lost(&wait_for_all(&env, &dir.join("udp.log")).await);
     let before = tree_size(&env).await;
 
     // The receiver goes away; events keep happening; it comes back.
@@ -334,7 +351,7 @@ async fn rsyslog_receives_every_event_over_tcp_and_tls(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let listed = ok(&env.run(&["audit", "sink", "list"]));
     assert!(listed.contains("FAILING"), "{listed}");
-    let receiver = Rsyslog::start(&dir, tcp_port, tls_port);
+    let receiver = Rsyslog::start(&dir, tcp_port, tls_port, udp_port);
     login(&http, &base, "correct horse battery staple").await;
     let tcp = wait_for_all(&env, &tcp_log).await;
     let tls = wait_for_all(&env, &tls_log).await;
