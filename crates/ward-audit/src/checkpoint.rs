@@ -121,7 +121,11 @@ impl CheckpointSigner {
 
     /// The full signed note.
     pub fn sign(&self, checkpoint: &Checkpoint) -> String {
-        let body = checkpoint.body();
+        self.sign_note(&checkpoint.body())
+    }
+
+    /// Any note body (ending in a newline) as a signed note under this key.
+    pub fn sign_note(&self, body: &str) -> String {
         let signature = self.keys.sk.sign(body.as_bytes(), None);
         let mut blob = self.verifier().key_hash.to_vec();
         blob.extend_from_slice(signature.as_ref());
@@ -202,13 +206,18 @@ impl CheckpointVerifier {
         Ok(verifier)
     }
 
-    /// Verifies a signed note and returns what it commits to.
+    /// Verifies a signed checkpoint and returns what it commits to.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, CheckpointError> {
+        let body = self.verify_note(note)?;
+        Checkpoint::parse_body(&body)
+    }
+
+    /// Verifies any signed note and returns its body.
+    pub fn verify_note(&self, note: &str) -> Result<String, CheckpointError> {
         let (body, signatures) = note
             .split_once("\n\n")
             .map(|(b, s)| (format!("{b}\n"), s))
             .ok_or(CheckpointError::Malformed("no signature block"))?;
-        let checkpoint = Checkpoint::parse_body(&body)?;
         let prefix = format!("{SIGNATURE_PREFIX}{} ", self.name);
         let mut found = false;
         for line in signatures.lines() {
@@ -226,7 +235,7 @@ impl CheckpointVerifier {
                 Signature::from_slice(&blob[4..]).map_err(|_| CheckpointError::BadSignature)?;
             let public = PublicKey::new(self.public);
             if public.verify(body.as_bytes(), &signature).is_ok() {
-                return Ok(checkpoint);
+                return Ok(body);
             }
         }
         if found {

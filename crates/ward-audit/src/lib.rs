@@ -16,4 +16,4 @@ pub use canonical::{CanonicalError, canonical_json, write_canonical, write_canon
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
 pub use merkle::{Hash, leaf_hash, node_hash};
 pub use tree::{Frontier, LeafRange, NodeId};
-pub use verify::{ExportLine, ExportReport, ExportVerifier, Problem};
+pub use verify::{ExportLine, ExportManifest, ExportReport, ExportVerifier, IndexDigest, Problem};

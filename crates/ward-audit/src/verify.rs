@@ -103,12 +103,90 @@ pub enum ExportLine {
     },
     /// Another company's event, as its leaf hash only.
     Leaf { index: u64, leaf_hash: String },
+    /// Always last: what the file holds, signed with the checkpoint key, so no
+    /// line can be dropped, added, or turned from an event into a bare hash.
+    Manifest { note: String },
+}
+
+/// The signed description of an export: whose events are in full, which leaves,
+/// against which tree, how many events, and a digest of their indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportManifest {
+    pub origin: String,
+    /// A company id, or `*` for an operator's export of everyone's events.
+    pub tenant: String,
+    pub from: u64,
+    pub to: u64,
+    pub tree_size: u64,
+    pub events: u64,
+    /// SHA-256 over the indexes of the events given in full, 8 bytes big-endian each.
+    pub digest: Hash,
+}
+
+const MANIFEST_HEADER: &str = "ward-audit-export";
+
+impl ExportManifest {
+    pub fn body(&self) -> String {
+        format!(
+            "{MANIFEST_HEADER}\n{}\ntenant {}\nrange {} {}\ntree {}\nevents {}\ndigest {}\n",
+            self.origin,
+            self.tenant,
+            self.from,
+            self.to,
+            self.tree_size,
+            self.events,
+            hex(&self.digest)
+        )
+    }
+
+    pub fn parse(body: &str) -> Option<Self> {
+        let mut l = body.strip_suffix('\n')?.split('\n');
+        if l.next()? != MANIFEST_HEADER {
+            return None;
+        }
+        let origin = l.next()?.to_owned();
+        let tenant = l.next()?.strip_prefix("tenant ")?.to_owned();
+        let (from, to) = l.next()?.strip_prefix("range ")?.split_once(' ')?;
+        let tree_size = l.next()?.strip_prefix("tree ")?.parse().ok()?;
+        let events = l.next()?.strip_prefix("events ")?.parse().ok()?;
+        let digest = parse_hash(l.next()?.strip_prefix("digest ")?)?;
+        if l.next().is_some() {
+            return None;
+        }
+        Some(Self {
+            origin,
+            tenant,
+            from: from.parse().ok()?,
+            to: to.parse().ok()?,
+            tree_size,
+            events,
+            digest,
+        })
+    }
+}
+
+/// Accumulates the manifest digest: the indexes of the events given in full.
+#[derive(Clone, Default)]
+pub struct IndexDigest(sha2::Sha256);
+
+impl IndexDigest {
+    pub fn add(&mut self, index: u64) {
+        use sha2::Digest;
+        self.0.update(index.to_be_bytes());
+    }
+
+    pub fn finish(self) -> Hash {
+        use sha2::Digest;
+        self.0.finalize().into()
+    }
 }
 
 /// What an export file proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportReport {
     pub checkpoint: Checkpoint,
+    /// Whose events the file gives in full (`*`: everyone's).
+    pub tenant: String,
     pub first_index: Option<u64>,
     pub events: u64,
     pub hashes_only: u64,
@@ -127,6 +205,8 @@ pub struct ExportVerifier<'k> {
     events: u64,
     hashes_only: u64,
     whole_tree: Option<Frontier>,
+    digest: IndexDigest,
+    manifest: Option<ExportManifest>,
 }
 
 impl<'k> ExportVerifier<'k> {
@@ -140,6 +220,8 @@ impl<'k> ExportVerifier<'k> {
             events: 0,
             hashes_only: 0,
             whole_tree: None,
+            digest: IndexDigest::default(),
+            manifest: None,
         }
     }
 
@@ -149,7 +231,27 @@ impl<'k> ExportVerifier<'k> {
         let malformed = |reason: String| Problem::Malformed { line, reason };
         let parsed: ExportLine = serde_json::from_str(text)
             .map_err(|e| malformed(format!("not an export line: {e}")))?;
+        if self.manifest.is_some() {
+            return Err(malformed("a line after the manifest".into()));
+        }
         match parsed {
+            ExportLine::Manifest { note } => {
+                let checkpoint = self.need_checkpoint(line)?.clone();
+                let body = self
+                    .key
+                    .verify_note(&note)
+                    .map_err(|e| Problem::BadSignature {
+                        size: checkpoint.size,
+                        reason: format!("export manifest: {}", describe(&e)),
+                    })?;
+                let m = ExportManifest::parse(&body)
+                    .ok_or_else(|| malformed("the manifest is not an export manifest".into()))?;
+                if m.origin != checkpoint.origin || m.tree_size != checkpoint.size {
+                    return Err(malformed("the manifest is for another log or tree".into()));
+                }
+                self.manifest = Some(m);
+                Ok(())
+            }
             ExportLine::Checkpoint { note } => {
                 if self.checkpoint.is_some() {
                     return Err(malformed("a second checkpoint".into()));
@@ -182,6 +284,7 @@ impl<'k> ExportVerifier<'k> {
                     return Err(Problem::Modified { index });
                 }
                 self.events += 1;
+                self.digest.add(index);
                 self.extend_whole_tree(leaf);
                 Ok(())
             }
@@ -243,6 +346,33 @@ impl<'k> ExportVerifier<'k> {
             line: self.line,
             reason: "no checkpoint in the file".into(),
         })?;
+        // The signed manifest says which leaves the file holds and which of them
+        // are events in full; anything else is a truncated or edited file.
+        let manifest = self.manifest.ok_or(Problem::Malformed {
+            line: self.line,
+            reason: "no signed manifest at the end: the file is truncated".into(),
+        })?;
+        let to = self.next_index.unwrap_or(manifest.from);
+        let from = self.first_index.unwrap_or(manifest.from);
+        if from != manifest.from {
+            return Err(Problem::Missing {
+                index: manifest.from.min(from),
+            });
+        }
+        if to != manifest.to {
+            return Err(Problem::Missing {
+                index: to.min(manifest.to),
+            });
+        }
+        if self.events != manifest.events || self.digest.finish() != manifest.digest {
+            return Err(Problem::Malformed {
+                line: self.line,
+                reason: format!(
+                    "the file gives {} events in full where the signed manifest lists {}, or different ones",
+                    self.events, manifest.events
+                ),
+            });
+        }
         let complete_tree = match self.whole_tree {
             Some(f) if f.size() == checkpoint.size => {
                 if f.root() != checkpoint.root {
@@ -256,6 +386,7 @@ impl<'k> ExportVerifier<'k> {
         };
         Ok(ExportReport {
             checkpoint,
+            tenant: manifest.tenant,
             first_index: self.first_index,
             events: self.events,
             hashes_only: self.hashes_only,
@@ -317,8 +448,12 @@ mod tests {
             })
             .expect("json"),
         ];
+        let mut digest = IndexDigest::default();
+        let mut full = 0;
         for (i, e) in events.iter().enumerate() {
             let line = if e["tenant_id"] == "acme" {
+                digest.add(i as u64);
+                full += 1;
                 ExportLine::Event {
                     index: i as u64,
                     event: e.clone(),
@@ -336,6 +471,21 @@ mod tests {
             };
             lines.push(serde_json::to_string(&line).expect("json"));
         }
+        let manifest = ExportManifest {
+            origin: "ward/t".into(),
+            tenant: "acme".into(),
+            from: 0,
+            to: leaves.len() as u64,
+            tree_size: leaves.len() as u64,
+            events: full,
+            digest: digest.finish(),
+        };
+        lines.push(
+            serde_json::to_string(&ExportLine::Manifest {
+                note: signer.sign_note(&manifest.body()),
+            })
+            .expect("json"),
+        );
         lines
     }
 
@@ -380,6 +530,28 @@ mod tests {
         };
         t[1] = t[1].replace(&leaf_hash, &"00".repeat(32));
         assert_eq!(run(&t, &key), Err(Problem::CheckpointRoot { size: 10 }));
+        // One of acme's events turned into a bare hash (hiding it): the hash is
+        // right, but the signed manifest lists it as an event.
+        let mut t = lines.clone();
+        let e1: ExportLine = serde_json::from_str(&t[2]).expect("line");
+        let ExportLine::Event { index, event, .. } = e1 else {
+            panic!("leaf 1 is acme's")
+        };
+        t[2] = serde_json::to_string(&ExportLine::Leaf {
+            index,
+            leaf_hash: hex(&crate::merkle::leaf_hash(
+                &canonical_json(&event).expect("canonical"),
+            )),
+        })
+        .expect("json");
+        assert!(matches!(run(&t, &key), Err(Problem::Malformed { .. })));
+        // The tail cut off (whole lines): no manifest.
+        let t = lines[..7].to_vec();
+        assert!(matches!(run(&t, &key), Err(Problem::Malformed { .. })));
+        // Lines dropped before a kept manifest: range mismatch.
+        let mut t = lines[..7].to_vec();
+        t.push(lines.last().expect("manifest").clone());
+        assert!(run(&t, &key).is_err());
         // Checkpoint signed by someone else.
         let other = CheckpointSigner::from_seed("ward/t", [4u8; 32]);
         let forged = export(&events(10), &other);

@@ -141,9 +141,10 @@ async fn main() {
         .expect("checkpoint");
     let size = store.audit_tree_size().await.expect("size");
     let started = Instant::now();
-    let report = ward_server::audit_verify::verify_log(&store, signer.verifier(), &mut |_, _| {})
-        .await
-        .expect("verify");
+    let report =
+        ward_server::audit_verify::verify_log(&store, &[signer.verifier()], &mut |_, _| {})
+            .await
+            .expect("verify");
     let verify_secs = started.elapsed().as_secs_f64();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     println!();

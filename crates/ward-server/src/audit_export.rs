@@ -7,7 +7,7 @@
 
 use tokio::sync::mpsc::Sender;
 use ward_audit::verify::hex;
-use ward_audit::{CheckpointSigner, ExportLine};
+use ward_audit::{CheckpointSigner, ExportLine, ExportManifest, IndexDigest};
 use ward_core::audit_format::ExportFormat;
 use ward_core::{TenantId, Timestamp};
 use ward_store::{AuditFilter, Store, StoreError};
@@ -122,6 +122,7 @@ pub async fn run_export(
             }))
             .await?;
             let mut written = 0u64;
+            let mut digest = IndexDigest::default();
             let mut start = from;
             while start < to {
                 let end = (start + u64::from(PAGE)).min(to);
@@ -137,6 +138,7 @@ pub async fn run_export(
                     let l = if own {
                         let proof = inclusion_proof(store, record.index, size).await?;
                         written += 1;
+                        digest.add(record.index);
                         ExportLine::Event {
                             index: record.index,
                             event: event.leaf_value(),
@@ -152,6 +154,23 @@ pub async fn run_export(
                 }
                 start = end;
             }
+            // The signed manifest closes the file: a verifier refuses a file cut
+            // short, extended, or with one of the company's events hidden as a hash.
+            let manifest = ExportManifest {
+                origin: signer.verifier().name().to_owned(),
+                tenant: tenant
+                    .as_ref()
+                    .map_or("*".to_owned(), |t| t.as_str().to_owned()),
+                from,
+                to,
+                tree_size: size,
+                events: written,
+                digest: digest.finish(),
+            };
+            send(line(&ExportLine::Manifest {
+                note: signer.sign_note(&manifest.body()),
+            }))
+            .await?;
             Ok(written)
         }
     }

@@ -153,6 +153,13 @@ impl Sequencer {
             }
         });
         if events.is_empty() {
+            if self.sweep_from.is_some() {
+                // The sweep found nothing: later passes look only at a window
+                // below the newest leaf, not at the whole table again.
+                self.newest_seq = self
+                    .newest_seq
+                    .max(store.audit_newest_integrated_seq().await?);
+            }
             self.sweep_from = next_sweep;
             self.frontier = Some(frontier);
             return Ok(0);
@@ -171,8 +178,11 @@ impl Sequencer {
                 self.newest_seq = events.iter().map(|e| e.seq).fold(self.newest_seq, i64::max);
                 Ok(events.len())
             }
-            // Another writer got there first: reload next time.
+            // Another writer got there first: reload next time. (A conflict
+            // that repeats means rows the sequencer did not write; verify says
+            // which.)
             Err(StoreError::Conflict(Conflict::Other)) => {
+                tracing::warn!(size, "audit tree changed under the sequencer; reloading");
                 self.frontier = None;
                 Ok(0)
             }
@@ -204,9 +214,22 @@ pub async fn sign_checkpoint(
     signer: &CheckpointSigner,
     now: Timestamp,
 ) -> Result<StoredCheckpoint, StoreError> {
+    recent_checkpoint(store, signer, now, 0).await
+}
+
+/// The newest checkpoint if it covers the whole tree or is younger than
+/// `max_age_secs`; otherwise a new one. Callers any signed-in Viewer can reach
+/// use a non-zero age, so they cannot make Ward sign (and store, forever) a
+/// checkpoint per request.
+pub async fn recent_checkpoint(
+    store: &Store,
+    signer: &CheckpointSigner,
+    now: Timestamp,
+    max_age_secs: i64,
+) -> Result<StoredCheckpoint, StoreError> {
     let size = store.audit_tree_size().await?;
     if let Some(latest) = store.latest_audit_checkpoint().await?
-        && latest.tree_size == size
+        && (latest.tree_size == size || now.seconds_since(latest.issued_at) < max_age_secs)
     {
         return Ok(latest);
     }

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use ward_audit::{CheckpointVerifier, Frontier, Hash, NodeId, Problem};
-use ward_core::audit::actions;
 use ward_store::{LeafRecord, Store, StoreError};
 
 use crate::audit_log::event_leaf;
@@ -34,12 +33,12 @@ fn fetch(store: &Store, start: u64, end: u64) -> tokio::task::JoinHandle<Page> {
     tokio::spawn(async move { store.audit_verify_page(start, end).await })
 }
 
-/// Verifies the whole log. `current` is this installation's checkpoint key; keys
-/// it replaced are trusted through the `audit.signing_key_rotated` events inside
-/// the verified tree. `progress` is called after each page with (done, total).
+/// Verifies the whole log. `trusted` are the keys checkpoints may be signed with:
+/// this installation's current key first, then any previous keys the operator
+/// vouches for (never keys named by data in the database being verified). `progress` is called after each page with (done, total).
 pub async fn verify_log(
     store: &Store,
-    current: CheckpointVerifier,
+    trusted: &[CheckpointVerifier],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, StoreError> {
     let mut problems: Vec<Problem> = store
@@ -51,7 +50,6 @@ pub async fn verify_log(
     let size = store.audit_tree_size().await?;
     let checkpoints = store.audit_checkpoints().await?;
     let by_size: HashMap<u64, Hash> = checkpoints.iter().map(|c| (c.tree_size, c.root)).collect();
-    let mut trusted = vec![current];
     let mut frontier = Frontier::new();
     let mut first_bad: Option<Problem> = None;
     // Reading the next page overlaps with hashing this one.
@@ -98,12 +96,6 @@ pub async fn verify_log(
                     });
                     break 'pages;
                 }
-            }
-            if event.action == actions::AUDIT_SIGNING_KEY_ROTATED
-                && let Some(k) = event.details["previous_key"].as_str()
-                && let Ok(v) = CheckpointVerifier::parse(k)
-            {
-                trusted.push(v);
             }
             for (id, hash) in frontier.append(leaf).into_iter().skip(1) {
                 if stored_nodes.get(&id) != Some(&hash) {

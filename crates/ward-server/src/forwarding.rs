@@ -560,17 +560,16 @@ pub async fn run_forever(
             .await
         {
             Ok(true) => {
-                if let Err(e) = forward_once(
-                    &store,
-                    &keys,
-                    &*clock,
-                    &*rng,
-                    &settings,
-                    &hostname,
-                    &mut runners,
-                )
-                .await
-                {
+                let pass = Pass {
+                    store: &store,
+                    keys: &keys,
+                    clock: &*clock,
+                    rng: &*rng,
+                    settings: &settings,
+                    hostname: &hostname,
+                    holder: &holder,
+                };
+                if let Err(e) = forward_once(&pass, &mut runners).await {
                     tracing::error!(error = %e, "audit forwarding failed");
                 }
             }
@@ -583,15 +582,31 @@ pub async fn run_forever(
 
 /// One pass over every sink: deliver what each has not acknowledged, as far as the
 /// tree goes, stopping a sink at its first failure.
+/// What one forwarding pass works with.
+struct Pass<'a> {
+    store: &'a Store,
+    keys: &'a ForwarderKeys,
+    clock: &'a dyn crate::Clock,
+    rng: &'a dyn SecureRandom,
+    settings: &'a ForwarderSettings,
+    hostname: &'a str,
+    /// This instance's lease holder id, renewed after every delivered batch.
+    holder: &'a str,
+}
+
 async fn forward_once(
-    store: &Store,
-    keys: &ForwarderKeys,
-    clock: &dyn crate::Clock,
-    rng: &dyn SecureRandom,
-    settings: &ForwarderSettings,
-    hostname: &str,
+    pass: &Pass<'_>,
     runners: &mut HashMap<String, (String, SinkRunner)>,
 ) -> Result<(), StoreError> {
+    let Pass {
+        store,
+        keys,
+        clock,
+        rng,
+        settings,
+        hostname,
+        holder,
+    } = *pass;
     let sinks = store.list_audit_sinks().await?;
     runners.retain(|id, _| sinks.iter().any(|s| &s.id == id));
     let size = store.audit_tree_size().await?;
@@ -631,7 +646,10 @@ async fn forward_once(
                 .await
             {
                 Ok(()) => {
-                    let recovered = match failing_since {
+                    // Recovery is an event only after an alert: a brief failure
+                    // that never alerted is not news, and a flapping sink must not
+                    // flood the log.
+                    let recovered = match failing_since.filter(|_| sink.alerted) {
                         Some(since) => {
                             system_event(rng, now, actions::AUDIT_SINK_RECOVERED).map(|e| {
                                 e.target("audit_sink", sink.id.clone()).details(json!({
@@ -654,6 +672,16 @@ async fn forward_once(
                     delivered = end;
                     failing_since = None;
                     runner.attempt = 0;
+                    // Keep the lease for as long as this pass runs; if another
+                    // instance took it (this one stalled), stop delivering.
+                    let now = clock.now();
+                    let ttl = i64::try_from(settings.lease_ttl.as_secs()).unwrap_or(5);
+                    if !store
+                        .acquire_lease(LEASE_NAME, holder, now, now.plus_seconds(ttl))
+                        .await?
+                    {
+                        return Ok(());
+                    }
                 }
                 Err(e) => {
                     metrics::counter!("ward_audit_sink_failures_total", "sink" => sink.name.clone())

@@ -91,12 +91,20 @@ impl GroupCommit {
                     }
                 }
                 let events: Vec<&AuditEvent> = batch.iter().map(|(e, _)| e).collect();
-                let result = store
-                    .append_audit_batch(&events)
-                    .await
-                    .map_err(|e| e.to_string());
-                for (_, waiter) in batch {
-                    let _ = waiter.send(result.clone());
+                if store.append_audit_batch(&events).await.is_ok() {
+                    for (_, waiter) in batch {
+                        let _ = waiter.send(Ok(()));
+                    }
+                    continue;
+                }
+                // The shared transaction failed: one event must not fail the
+                // others, so each is tried alone and answered with its own result.
+                for (e, waiter) in batch {
+                    let result = store
+                        .record_audit_alone(&e)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = waiter.send(result);
                 }
             }
         });
@@ -117,14 +125,15 @@ impl Store {
             })
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
-        appender
-            .queue
-            .send((e.clone(), tx))
-            .await
-            .map_err(|_| StoreError::Unavailable("the audit appender stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the audit appender stopped".into()))?
-            .map_err(StoreError::Unavailable)
+        // If the appender is gone (its runtime shut down), append directly: the
+        // event is never dropped for want of a batch.
+        if appender.queue.send((e.clone(), tx)).await.is_err() {
+            return self.record_audit_alone(e).await;
+        }
+        match rx.await {
+            Ok(result) => result.map_err(StoreError::Unavailable),
+            Err(_) => self.record_audit_alone(e).await,
+        }
     }
 
     /// Appends many events in one transaction (group commit's write; also bulk

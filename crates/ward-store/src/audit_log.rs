@@ -63,6 +63,14 @@ impl Store {
         Ok(n.map_or(0, |n| n as u64 + 1))
     }
 
+    /// The highest event `seq` that is a leaf (0 for an empty tree).
+    pub async fn audit_newest_integrated_seq(&self) -> Result<i64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(event_seq) FROM audit_leaves")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
     /// The stored subtree hashes among `ids`, in one round trip.
     pub async fn audit_nodes(
         &self,

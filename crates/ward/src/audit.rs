@@ -19,15 +19,20 @@ use crate::cli::AuditCommand;
 /// Leaves read per page while verifying.
 const VERIFY_PAGE: u64 = ward_server::audit_verify::VERIFY_PAGE;
 
+/// A verifier key given on the command line, or a file holding one.
+fn read_key(text_or_file: &str) -> Result<CheckpointVerifier> {
+    let text = if Path::new(text_or_file).is_file() {
+        std::fs::read_to_string(text_or_file)
+            .with_context(|| format!("reading {}", Path::new(text_or_file).display()))?
+    } else {
+        text_or_file.to_owned()
+    };
+    CheckpointVerifier::parse(text.trim()).map_err(|e| anyhow!("{e}"))
+}
+
 /// Offline verification needs no database and no master secret.
 pub fn verify_export_file(export: &Path, public_key: &str) -> Result<()> {
-    let key_text = if Path::new(public_key).is_file() {
-        std::fs::read_to_string(public_key)
-            .with_context(|| format!("reading {}", Path::new(public_key).display()))?
-    } else {
-        public_key.to_owned()
-    };
-    let key = CheckpointVerifier::parse(key_text.trim()).map_err(|e| anyhow!("{e}"))?;
+    let key = read_key(public_key)?;
     let file =
         std::fs::File::open(export).with_context(|| format!("cannot open {}", export.display()))?;
     let mut verifier = ExportVerifier::new(&key);
@@ -48,8 +53,13 @@ pub fn verify_export_file(export: &Path, public_key: &str) -> Result<()> {
         None => "no leaves".to_owned(),
     };
     println!(
-        "verified export: {} events with inclusion proofs, {} other leaves as hashes ({range}), \
+        "verified export for {}: {} events with inclusion proofs, {} other leaves as hashes ({range}), \
          checkpoint tree size {} root {} signed by {}{}",
+        if r.tenant == "*" {
+            "every company".to_owned()
+        } else {
+            format!("company {}", r.tenant)
+        },
         r.events,
         r.hashes_only,
         r.checkpoint.size,
@@ -85,13 +95,14 @@ pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
         AuditCommand::Verify {
             export: None,
             public_key,
+            trusted_key,
         } => {
             if public_key.is_some() {
                 bail!(
                     "--public-key applies to --export; the database is verified with this installation's key"
                 );
             }
-            verify_database(inst, &signer).await
+            verify_database(inst, &signer, &trusted_key).await
         }
         AuditCommand::Sink(cmd) => crate::audit_sinks::run(inst, cmd).await,
         AuditCommand::Export {
@@ -200,7 +211,7 @@ pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
 
 /// Integrates pending events unless a running server holds the sequencer lease
 /// (then it integrates them within a second anyway).
-async fn integrate_if_free(store: &Store) -> Result<()> {
+pub(crate) async fn integrate_if_free(store: &Store) -> Result<()> {
     let holder = format!("cli-{}", std::process::id());
     let now = bootstrap::now();
     if store
@@ -216,14 +227,23 @@ async fn integrate_if_free(store: &Store) -> Result<()> {
 
 /// Recomputes every leaf from the stored events, rebuilds the tree, compares every
 /// stored subtree and every checkpoint, and checks the tables' protection.
-async fn verify_database(inst: &Installation, signer: &ward_audit::CheckpointSigner) -> Result<()> {
+async fn verify_database(
+    inst: &Installation,
+    signer: &ward_audit::CheckpointSigner,
+    previous_keys: &[String],
+) -> Result<()> {
+    // The current key, then previous keys the operator vouches for (from before
+    // a master-secret rotation) — never keys read from the database itself.
+    let mut trusted = vec![signer.verifier()];
+    for k in previous_keys {
+        trusted.push(read_key(k).context("--trusted-key")?);
+    }
     let total = inst.store.audit_tree_size().await?;
     let progress = Progress::new(total);
-    let report =
-        ward_server::audit_verify::verify_log(&inst.store, signer.verifier(), &mut |done, _| {
-            progress.show(done)
-        })
-        .await?;
+    let report = ward_server::audit_verify::verify_log(&inst.store, &trusted, &mut |done, _| {
+        progress.show(done)
+    })
+    .await?;
     progress.done();
     if report.problems.is_empty() {
         println!(

@@ -72,6 +72,11 @@ pub enum AuditCommand {
         /// The verifier key (or a file holding it) from `ward audit public-key`.
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
+        /// A previous checkpoint key (before a master-secret rotation) whose
+        /// checkpoints you vouch for; repeatable. Without it they fail as bad
+        /// signatures.
+        #[arg(long, value_name = "KEY")]
+        trusted_key: Vec<String>,
     },
     /// Export events: jsonl, ocsf, cef, csv, or proofs (verifiable offline).
     Export {

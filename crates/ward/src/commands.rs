@@ -58,6 +58,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(crate::cli::AuditCommand::Verify {
             export: Some(file),
             public_key,
+            ..
         }) => crate::audit::verify_export_file(&file, public_key.as_deref().unwrap_or_default()),
         Command::Audit(cmd) => {
             let inst = bootstrap::open(&settings).await?;

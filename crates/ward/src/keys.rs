@@ -261,6 +261,15 @@ async fn rotate_master(inst: &Installation, new_secret_file: &std::path::Path) -
         .map_err(|e| {
             anyhow!("cannot finish the rotation (run the command again to resume): {e}")
         })?;
+    // The first checkpoint under the new key covers the event naming the old one,
+    // which is what lets verification trust the old key's checkpoints.
+    crate::audit::integrate_if_free(&inst.store).await?;
+    ward_server::audit_log::sign_checkpoint(&inst.store, &new_signer, bootstrap::now()).await?;
+    println!(
+        "the audit checkpoint key changed; checkpoints signed before now verify with the previous key: \
+         ward audit verify --trusted-key '{}'",
+        old_signer.verifier().encode()
+    );
     println!(
         "master secret rotated to version {new_version}: {moved} company key(s) re-wrapped. Configure the new secret \
          now (WARD_MASTER_SECRET or master_secret_file; replace ward-data/master.key if you use it); the old secret \
