@@ -127,7 +127,7 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| audit_from_row(r)).collect()
+        rows.iter().map(audit_from_row).collect()
     }
 
     /// Appends leaves `[size, size + leaves.len())` and their subtrees in one

@@ -361,11 +361,11 @@ async fn bad_proof_requests_are_clear_4xx(backend: ward_store::Backend) {
     for path in [
         format!("/api/v1/audit/proof/inclusion?index={size}&size={size}"),
         format!("/api/v1/audit/proof/inclusion?index=0&size={}", size + 1),
-        format!("/api/v1/audit/proof/consistency?from=2&to=1"),
+        "/api/v1/audit/proof/consistency?from=2&to=1".to_owned(),
         format!("/api/v1/audit/proof/consistency?from=0&to={size}"),
         format!("/api/v1/audit/proof/consistency?from=1&to={}", size + 5),
         format!("/api/v1/audit/export?format=proofs&from=0&to={}", size + 5),
-        format!("/api/v1/audit/export?format=proofs&from=2&to=1"),
+        "/api/v1/audit/export?format=proofs&from=2&to=1".to_owned(),
     ] {
         let r = app.get(&path, &admin.auth).await;
         expect_problem(r, StatusCode::BAD_REQUEST, "proof_out_of_range").await;
