@@ -55,6 +55,9 @@ pub struct AuditFilter {
 
 /// Most events one group commit writes.
 const GROUP_COMMIT_MAX: usize = 500;
+/// Longest a group commit waits for the writers it expects (a lone writer after
+/// a burst pays at most this once; the next batch expects only itself).
+const GATHER_AT_MOST: std::time::Duration = std::time::Duration::from_micros(500);
 /// Rows per multi-row INSERT (14 parameters each).
 const ROWS_PER_STATEMENT: usize = 16;
 
@@ -72,24 +75,29 @@ impl GroupCommit {
         let (queue, mut rx) =
             tokio::sync::mpsc::channel::<(AuditEvent, Waiter)>(4 * GROUP_COMMIT_MAX);
         tokio::spawn(async move {
+            // How many writers the last batch served: the next one waits (briefly)
+            // for as many, so writers answered by one commit, who are about to
+            // send again, share the next commit instead of splitting into
+            // alternating half-full ones.
+            let mut expected = 1usize;
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
-                // Gather: writers answered by the previous commit are about to send
-                // their next event; a few yields let them join this batch instead
-                // of paying a commit of their own.
-                let mut idle_yields = 0;
-                while batch.len() < GROUP_COMMIT_MAX && idle_yields < 3 {
-                    match rx.try_recv() {
-                        Ok(next) => {
-                            batch.push(next);
-                            idle_yields = 0;
-                        }
-                        Err(_) => {
-                            idle_yields += 1;
-                            tokio::task::yield_now().await;
+                let deadline = std::time::Instant::now() + GATHER_AT_MOST;
+                loop {
+                    while batch.len() < GROUP_COMMIT_MAX {
+                        match rx.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
                         }
                     }
+                    if batch.len() >= expected.min(GROUP_COMMIT_MAX)
+                        || std::time::Instant::now() >= deadline
+                    {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
                 }
+                expected = batch.len();
                 let events: Vec<&AuditEvent> = batch.iter().map(|(e, _)| e).collect();
                 if store.append_audit_batch(&events).await.is_ok() {
                     for (_, waiter) in batch {
@@ -139,46 +147,17 @@ impl Store {
     /// Appends many events in one transaction (group commit's write; also bulk
     /// loads in benchmarks).
     pub async fn append_audit_batch(&self, events: &[&AuditEvent]) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
         // Small statements: sqlx's SQLite driver looks up every parameter's name
         // per bind, which is quadratic in the parameters of one statement.
+        if events.len() <= ROWS_PER_STATEMENT {
+            // One statement is its own transaction (atomic and, on commit,
+            // durable): one round trip instead of BEGIN, INSERT, COMMIT.
+            insert_events_statement(events).execute(&self.pool).await?;
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO audit_events (id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, \
-                 ip, user_agent, request_id, action, target_kind, target_id, outcome, details) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for c in 0..14 {
-                    if c > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${}", i * 14 + c + 1));
-                }
-                sql.push(')');
-            }
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for e in chunk {
-                q = q
-                    .bind(e.id.as_str().to_owned())
-                    .bind(e.occurred_at.millis())
-                    .bind(e.tenant_id.as_ref().map(|t| t.as_str().to_owned()))
-                    .bind(e.actor.kind.as_str())
-                    .bind(e.actor.id.clone())
-                    .bind(e.actor.label.clone())
-                    .bind(e.context.ip.clone())
-                    .bind(e.context.user_agent.clone())
-                    .bind(e.context.request_id.clone())
-                    .bind(e.action)
-                    .bind(e.target_kind)
-                    .bind(e.target_id.clone())
-                    .bind(e.outcome.as_str())
-                    .bind(e.details.to_string());
-            }
-            q.execute(&mut *tx).await?;
+            insert_events_statement(chunk).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -297,4 +276,46 @@ pub(crate) fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<StoredAuditEvent, 
         outcome: r.try_get("outcome")?,
         details: serde_json::from_str(&details).map_err(|e| StoreError::Corrupt(e.to_string()))?,
     })
+}
+
+/// One multi-row INSERT of `events` into the trail.
+fn insert_events_statement<'q>(
+    events: &[&'q AuditEvent],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    let mut sql = String::from(
+        "INSERT INTO audit_events (id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, \
+         ip, user_agent, request_id, action, target_kind, target_id, outcome, details) VALUES ",
+    );
+    for i in 0..events.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..14 {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i * 14 + c + 1));
+        }
+        sql.push(')');
+    }
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for e in events {
+        q = q
+            .bind(e.id.as_str().to_owned())
+            .bind(e.occurred_at.millis())
+            .bind(e.tenant_id.as_ref().map(|t| t.as_str().to_owned()))
+            .bind(e.actor.kind.as_str())
+            .bind(e.actor.id.clone())
+            .bind(e.actor.label.clone())
+            .bind(e.context.ip.clone())
+            .bind(e.context.user_agent.clone())
+            .bind(e.context.request_id.clone())
+            .bind(e.action)
+            .bind(e.target_kind)
+            .bind(e.target_id.clone())
+            .bind(e.outcome.as_str())
+            .bind(e.details.to_string());
+    }
+    q
 }
