@@ -16,6 +16,7 @@ ward_store::on_both_backends!(
     tenant_scoping_hides_other_tenants_users,
     audit_filter_and_pagination,
     concurrent_appends_are_all_durable_and_tree_tables_append_only,
+    admins_demoting_each_other_at_once_keep_one_admin,
 );
 
 async fn fresh(backend: Backend) -> (TestDatabase, Store) {
@@ -347,4 +348,70 @@ async fn ward_audit_sequencer_leaves(store: &Store) -> Vec<i64> {
         leaves.len() as u64
     );
     pending.iter().map(|e| e.seq).collect()
+}
+
+/// Two Admins demoting each other at the same moment: one change wins, the other
+/// is refused as the last Admin's, and the company always keeps an Admin
+/// (PostgreSQL under READ COMMITTED needed the company row locked for this).
+async fn admins_demoting_each_other_at_once_keep_one_admin(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    for round in 0..10u8 {
+        let t = tenant(&store, 10 + round).await;
+        let mut admins = Vec::new();
+        for k in 0..2u8 {
+            let mut u = user(
+                &t,
+                100 + round * 2 + k,
+                &format!("admin{k}-{round}@example.com"),
+            );
+            u.role = Role::Admin;
+            store
+                .create_user(
+                    &u,
+                    None,
+                    &event(20 + round * 4 + k, Some(&t.id), actions::USER_CREATED),
+                )
+                .await
+                .expect("admin");
+            admins.push(u);
+        }
+        let demote = |who: &ward_core::user::User, n: u8| {
+            let (store, t, id) = (store.clone(), t.id.clone(), who.id.clone());
+            tokio::spawn(async move {
+                store
+                    .update_user(
+                        &t,
+                        &id,
+                        &ward_core::user::UserChange {
+                            display_name: None,
+                            role: Some(Role::Viewer),
+                            disabled: None,
+                        },
+                        Timestamp::from_millis(5),
+                        &event(n, Some(&t), actions::USER_UPDATED),
+                    )
+                    .await
+                    .expect("update")
+            })
+        };
+        let (a, b) = (
+            demote(&admins[0], 22 + round * 4),
+            demote(&admins[1], 23 + round * 4),
+        );
+        let outcomes = [a.await.expect("a"), b.await.expect("b")];
+        let remaining = store
+            .list_users(&t.id)
+            .await
+            .expect("list")
+            .into_iter()
+            .filter(|u| u.role == Role::Admin && !u.disabled)
+            .count();
+        assert_eq!(remaining, 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| matches!(o, ward_store::UpdateOutcome::LastAdmin)),
+            "{outcomes:?}"
+        );
+    }
 }
