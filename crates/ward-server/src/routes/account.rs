@@ -67,8 +67,50 @@ pub(crate) async fn change_password(
         .await?
         .ok_or_else(ApiError::not_found)?;
     check_new_password(&new, email.as_str())?;
+    // Guessing the current password here is guessing the sign-in password: the
+    // attempt counts against the same per-account limit as sign-ins, before the
+    // (slow) check, and a success takes it back.
+    let account_key = email.as_str().to_lowercase();
+    let now = state.now();
+    let locked = {
+        let mut accounts = state
+            .account_failures
+            .lock()
+            .map_err(|_| ApiError::internal())?;
+        let locked = accounts.retry_after(&account_key, now);
+        if locked.is_none() {
+            accounts.record_failure(&account_key, now);
+        }
+        locked
+    };
+    if let Some(secs) = locked {
+        let e = event(
+            &state,
+            &meta,
+            Some(&principal.tenant_id),
+            principal.actor(),
+            actions::USER_PASSWORD_RESET,
+        )?
+        .target("user", principal.user_id.to_string())
+        .failed()
+        .details(json!({ "reason": "throttled" }));
+        state.store().record_audit(&e).await?;
+        return Err(ApiError::too_many(
+            "login_throttled",
+            "too many wrong passwords; try again later",
+            u64::try_from(secs).unwrap_or(60),
+        ));
+    }
     let stored = creds.password_hash.map(PhcString::from_stored);
-    if !check_password(&state, current, stored).await? {
+    let correct = check_password(&state, current, stored).await?;
+    if correct {
+        state
+            .account_failures
+            .lock()
+            .map_err(|_| ApiError::internal())?
+            .forgive_one(&account_key);
+    }
+    if !correct {
         let e = event(
             &state,
             &meta,

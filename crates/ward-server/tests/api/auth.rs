@@ -17,6 +17,7 @@ on_both_backends!(
     tampered_foreign_and_expired_cookies_are_refused,
     outdated_password_hash_is_upgraded_on_login,
     concurrent_requests_each_get_their_own_session,
+    wrong_current_passwords_are_throttled_like_sign_ins,
 );
 
 async fn login_me_logout(backend: ward_store::Backend) {
@@ -467,4 +468,67 @@ where
         out.push(h.await.expect("task"));
     }
     out
+}
+
+/// Guessing the current password on `POST /me/password` counts against the same
+/// per-account limit as sign-ins: after the limit even the right password is
+/// refused (429), sign-in is locked too, and every refusal is audited.
+async fn wrong_current_passwords_are_throttled_like_sign_ins(backend: ward_store::Backend) {
+    let app = spawn_app_with(backend, |s| s.login_throttle.max_failures_per_account = 3).await;
+    let t = app.tenant("acme").await;
+    let admin = app.member(&t, "admin@acme.example", Role::Admin).await;
+    let change = |current: &str| json!({"current_password": current, "new_password": "a brand new passphrase"});
+    for _ in 0..3 {
+        let r = app
+            .send_json(
+                Method::POST,
+                "/api/v1/me/password",
+                &admin.auth,
+                change("wrong guess 1234"),
+            )
+            .await;
+        expect_problem(r, StatusCode::FORBIDDEN, "wrong_password").await;
+    }
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/me/password",
+            &admin.auth,
+            change(PASSWORD),
+        )
+        .await;
+    expect_problem(r, StatusCode::TOO_MANY_REQUESTS, "login_throttled").await;
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"email": "admin@acme.example", "password": PASSWORD}),
+        )
+        .await;
+    expect_problem(r, StatusCode::TOO_MANY_REQUESTS, "login_throttled").await;
+    let reasons: Vec<String> = app
+        .store
+        .list_audit(&ward_store::AuditFilter {
+            tenant_id: Some(t.clone()),
+            action: Some("user.password_reset".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.details["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| *r == "wrong_current_password")
+            .count(),
+        3
+    );
+    assert_eq!(reasons.iter().filter(|r| *r == "throttled").count(), 1);
+    // The password did not change.
+    app.clock.advance_secs(3600);
+    app.login("admin@acme.example", PASSWORD).await;
 }
