@@ -41,12 +41,32 @@ pub struct UserList {
     pub users: Vec<UserView>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
+
+/// Request and response types that carry a password or token secret print it as
+/// `[redacted]`, so no `{:?}` anywhere can leak it.
+macro_rules! redacted_debug {
+    ($ty:ident { $($shown:ident),* ; $($secret:ident),* }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($shown), &self.$shown))*
+                    $(.field(stringify!($secret), &"[redacted]"))*
+                    .finish()
+            }
+        }
+    };
+}
+
+redacted_debug!(LoginRequest { email; password });
+redacted_debug!(ChangePasswordRequest { ; current_password, new_password });
+redacted_debug!(CreateUserRequest { email, display_name, role; password });
+redacted_debug!(CreatedToken { token; secret });
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
@@ -66,14 +86,14 @@ pub struct MeView {
     pub effective_role: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     pub email: String,
@@ -164,7 +184,7 @@ impl From<&ApiToken> for TokenView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedToken {
     pub token: TokenView,
     /// The secret. Shown once, here; only a keyed digest is stored.
@@ -429,4 +449,37 @@ pub struct ExportQuery {
     pub from: Option<u64>,
     /// Leaf index after the last (`proofs` only; default the tree size).
     pub to: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_requests_and_responses_never_print() {
+        let login = LoginRequest {
+            email: "a@b.example".into(),
+            password: "hunter2-secret".into(),
+        };
+        let change = ChangePasswordRequest {
+            current_password: "old-secret".into(),
+            new_password: "new-secret".into(),
+        };
+        let create = CreateUserRequest {
+            email: "c@d.example".into(),
+            display_name: None,
+            role: "viewer".into(),
+            password: "create-secret".into(),
+        };
+        let printed = format!("{login:?} {change:?} {create:?}");
+        assert!(printed.contains("a@b.example"));
+        for secret in [
+            "hunter2-secret",
+            "old-secret",
+            "new-secret",
+            "create-secret",
+        ] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+    }
 }
