@@ -12,7 +12,8 @@ use ward_core::audit_format::ExportFormat;
 use ward_core::{TenantId, Timestamp};
 use ward_store::{AuditFilter, Store, StoreError};
 
-use crate::audit_log::{ProofError, event_leaf, inclusion_proof, sign_checkpoint};
+use crate::audit_log::{ProofError, event_leaf, sign_checkpoint};
+use ward_audit::tree::{hash_ranges, inclusion_ranges, nodes_needed};
 
 const PAGE: u32 = 1_000;
 
@@ -126,7 +127,25 @@ pub async fn run_export(
             let mut start = from;
             while start < to {
                 let end = (start + u64::from(PAGE)).min(to);
-                for record in store.audit_leaf_records(start, end).await? {
+                let records = store.audit_leaf_records(start, end).await?;
+                // One batched read of every stored subtree the page's proofs need,
+                // instead of a query per event.
+                let mut plans = std::collections::HashMap::new();
+                for r in &records {
+                    if r.event
+                        .as_ref()
+                        .is_some_and(|e| tenant.is_none() || e.tenant_id == tenant)
+                    {
+                        let ranges = inclusion_ranges(r.index, size).ok_or_else(|| {
+                            ExportError::OutOfRange(format!("leaf {} is outside the tree", r.index))
+                        })?;
+                        plans.insert(r.index, ranges);
+                    }
+                }
+                let needed: std::collections::BTreeSet<_> =
+                    plans.values().flat_map(|r| nodes_needed(r)).collect();
+                let nodes = store.audit_nodes(&needed).await?;
+                for record in records {
                     let Some(event) = record.event else {
                         return Err(StoreError::Corrupt(format!(
                             "audit leaf {} has no event; run `ward audit verify`",
@@ -134,9 +153,13 @@ pub async fn run_export(
                         ))
                         .into());
                     };
-                    let own = tenant.is_none() || event.tenant_id == tenant;
-                    let l = if own {
-                        let proof = inclusion_proof(store, record.index, size).await?;
+                    let l = if let Some(ranges) = plans.get(&record.index) {
+                        let proof = hash_ranges(ranges, &nodes).map_err(|id| {
+                            StoreError::Corrupt(format!(
+                                "audit tree node (level {}, index {}) is missing",
+                                id.level, id.index
+                            ))
+                        })?;
                         written += 1;
                         digest.add(record.index);
                         ExportLine::Event {
