@@ -12,6 +12,8 @@ use crate::audit_log::event_leaf;
 
 /// Leaves read per page.
 pub const VERIFY_PAGE: u64 = 20_000;
+/// Pages being read while one is checked.
+const READ_AHEAD: usize = 2;
 /// An event in no leaf counts as inserted once the sequencer has integrated later
 /// events more than this long after it occurred (a late commit takes milliseconds).
 const INSERTED_GRACE_MILLIS: i64 = 60_000;
@@ -52,17 +54,24 @@ pub async fn verify_log(
     let by_size: HashMap<u64, Hash> = checkpoints.iter().map(|c| (c.tree_size, c.root)).collect();
     let mut frontier = Frontier::new();
     let mut first_bad: Option<Problem> = None;
-    // Reading the next page overlaps with hashing this one.
-    let mut next = (size > 0).then(|| fetch(store, 0, VERIFY_PAGE.min(size)));
+    // Reading the next pages overlaps with hashing this one: SQLite builds each
+    // page's document on its own connection, so two readers run side by side.
+    let mut ahead: std::collections::VecDeque<_> = std::collections::VecDeque::new();
+    let mut fetched_to = 0u64;
     let mut start = 0u64;
-    'pages: while let Some(pending_page) = next.take() {
+    'pages: while start < size {
+        while ahead.len() < READ_AHEAD && fetched_to < size {
+            let to = (fetched_to + VERIFY_PAGE).min(size);
+            ahead.push_back(fetch(store, fetched_to, to));
+            fetched_to = to;
+        }
+        let Some(pending_page) = ahead.pop_front() else {
+            break;
+        };
         let end = (start + VERIFY_PAGE).min(size);
         let (records, stored_nodes) = pending_page
             .await
             .map_err(|e| StoreError::Unavailable(format!("verification reader stopped: {e}")))??;
-        if end < size {
-            next = Some(fetch(store, end, (end + VERIFY_PAGE).min(size)));
-        }
         let mut expected = start;
         for r in records {
             if r.index != expected {
@@ -119,7 +128,7 @@ pub async fn verify_log(
         progress(end, size);
         start = end;
     }
-    if let Some(h) = next {
+    for h in ahead {
         h.abort();
     }
     if let Some((index, event_id)) = store.audit_inserted_event(INSERTED_GRACE_MILLIS).await? {
