@@ -392,8 +392,13 @@ async fn rsyslog_receives_every_event_over_tcp_and_tls(backend: Backend) {
         "no recovery event"
     );
     assert!(events.contains("\"action\":\"audit.sink_created\""));
+    // The stream sinks caught up and are healthy again. (The UDP sink may still
+    // be backing off when the server stops: UDP has no acknowledgement, and its
+    // recovery is not part of what this test waits for.)
     let listed = ok(&env.run(&["audit", "sink", "list"]));
-    assert!(!listed.contains("FAILING"), "{listed}");
+    for line in listed.lines().filter(|l| !l.starts_with("soc-udp")) {
+        assert!(!line.contains("FAILING"), "{listed}");
+    }
     ok(&env.run(&["audit", "sink", "remove", "--name", "soc-tcp"]));
     let out = env.run(&["audit", "sink", "remove", "--name", "soc-tcp"]);
     assert!(one_line_error(&out).contains("no sink named"));
