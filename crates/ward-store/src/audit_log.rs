@@ -341,15 +341,25 @@ impl Store {
         };
         let present: Vec<String> =
             match self.backend {
+                // A trigger counts only if it sits on its own table and aborts: one
+                // re-created as a no-op under the same name does not.
                 Backend::Sqlite => {
-                    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-                        .fetch_all(&self.pool)
-                        .await?
+                    sqlx::query_scalar(
+                        "SELECT name FROM sqlite_master WHERE type = 'trigger' \
+                     AND name LIKE tbl_name || '\\_%' ESCAPE '\\' \
+                     AND instr(upper(sql), 'RAISE(ABORT') > 0",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?
                 }
-                // A trigger disabled with ALTER TABLE … DISABLE TRIGGER counts as missing.
+                // Disabled (ALTER TABLE … DISABLE TRIGGER), on another table, or
+                // calling a function that no longer raises: counts as missing.
                 Backend::Postgres => sqlx::query_scalar(
                     "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-                     WHERE c.relnamespace = current_schema()::regnamespace AND t.tgenabled <> 'D'",
+                     JOIN pg_proc p ON p.oid = t.tgfoid \
+                     WHERE c.relnamespace = current_schema()::regnamespace AND t.tgenabled <> 'D' \
+                     AND t.tgname::text LIKE c.relname::text || '\\_%' \
+                     AND p.prosrc LIKE '%RAISE EXCEPTION%'",
                 )
                 .fetch_all(&self.pool)
                 .await?,
@@ -357,7 +367,7 @@ impl Store {
         Ok(expected
             .iter()
             .filter(|name| !present.iter().any(|p| p == *name))
-            .map(|name| format!("trigger {name} is missing or disabled"))
+            .map(|name| format!("trigger {name} is missing, disabled or altered"))
             .collect())
     }
 }

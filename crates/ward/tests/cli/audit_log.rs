@@ -251,6 +251,52 @@ async fn tampering_is_found_at_the_right_index(backend: Backend) {
     a.cover_tracks().await;
     verify_passes(&env);
 
+    // A trigger re-created as a no-op under its own name (SQLite), or the shared
+    // trigger function replaced by one that lets changes through (PostgreSQL).
+    let mut a = Attacker::connect(&env, backend).await;
+    match backend {
+        Backend::Sqlite => {
+            let original = a
+                .triggers
+                .iter()
+                .position(|sql| sql.contains("audit_tree_no_update "))
+                .expect("trigger");
+            let original = a.triggers.remove(original);
+            a.exec("CREATE TRIGGER audit_tree_no_update BEFORE UPDATE ON audit_tree BEGIN SELECT 1; END")
+                .await;
+            a.cover_tracks().await;
+            verify_fails_at(
+                &env,
+                "schema: trigger audit_tree_no_update is missing, disabled or altered",
+            );
+            let mut a = Attacker::connect(&env, backend).await;
+            a.triggers
+                .retain(|sql| !sql.contains("audit_tree_no_update "));
+            a.triggers.push(original);
+            a.cover_tracks().await;
+        }
+        Backend::Postgres => {
+            a.exec(
+                "CREATE OR REPLACE FUNCTION ward_audit_append_only() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+            )
+            .await;
+            a.cover_tracks().await;
+            verify_fails_at(
+                &env,
+                "schema: trigger audit_tree_no_update_delete is missing, disabled or altered",
+            );
+            let mut a = Attacker::connect(&env, backend).await;
+            a.exec(
+                "CREATE OR REPLACE FUNCTION ward_audit_append_only() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$",
+            )
+            .await;
+            a.cover_tracks().await;
+        }
+    }
+    verify_passes(&env);
+
     // The protection itself switched off and left off.
     let mut a = Attacker::connect(&env, backend).await;
     match backend {
@@ -265,7 +311,7 @@ async fn tampering_is_found_at_the_right_index(backend: Backend) {
             a.cover_tracks().await;
             verify_fails_at(
                 &env,
-                "schema: trigger audit_events_no_update_delete is missing or disabled",
+                "schema: trigger audit_events_no_update_delete is missing, disabled or altered",
             );
         }
     }
