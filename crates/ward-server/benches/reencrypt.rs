@@ -10,8 +10,7 @@ use ward_core::tenant::Tenant;
 use ward_core::{Actor, AuditEvent, EventId, RequestContext, TenantId, Timestamp};
 use ward_crypto::envelope::{self, FieldContext};
 use ward_crypto::{
-    ApiTokenHasher, InstallationSalt, MasterCredentialKey, MasterSecret, OsRandom,
-    PasswordHashParams, PasswordHashing, Purpose, SecureRandom, SessionSealer,
+    InstallationSalt, MasterSecret, OsRandom, PasswordHashParams, PasswordHashing, SecureRandom,
 };
 use ward_server::reencrypt::{LEASE_NAME, ReencryptSettings, run_pass};
 use ward_server::{AppState, Keys, ServerSettings, SystemClock};
@@ -47,21 +46,7 @@ async fn main() {
     store.migrate().await.expect("migrate");
     let master = MasterSecret::generate(&OsRandom).expect("secret");
     let salt = InstallationSalt::generate(&OsRandom).expect("salt");
-    let keys = Keys {
-        sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
-        audit: Arc::new(ward_server::audit_log::checkpoint_signer(&master, &salt)),
-        forwarding: std::sync::Arc::new(ward_server::forwarding::ForwarderKeys {
-            settings: ward_crypto::SettingsKey::derive(&master, &salt),
-            master_version: 1,
-            previous: None,
-        }),
-        api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
-        keyring: ward_server::keyring::Keyring::new(
-            MasterCredentialKey::derive(&master, &salt),
-            1,
-            Arc::new(OsRandom),
-        ),
-    };
+    let keys = Keys::derive(&master, &salt, 1, None);
     let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom)
         .expect("hashing");
     let state = AppState::new(

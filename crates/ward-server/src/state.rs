@@ -26,6 +26,38 @@ pub struct Keys {
     pub forwarding: Arc<crate::forwarding::ForwarderKeys>,
 }
 
+impl Keys {
+    /// Every key the server derives from the master secret. `previous` is the
+    /// secret being replaced during a master-secret rotation, with its version.
+    pub fn derive(
+        master: &ward_crypto::MasterSecret,
+        salt: &ward_crypto::InstallationSalt,
+        master_version: u32,
+        previous: Option<(&ward_crypto::MasterSecret, u32)>,
+    ) -> Self {
+        use ward_crypto::{MasterCredentialKey, OsRandom, Purpose, SettingsKey};
+        let ring = crate::keyring::Keyring::new(
+            MasterCredentialKey::derive(master, salt),
+            master_version,
+            Arc::new(OsRandom),
+        );
+        Keys {
+            sessions: SessionSealer::new(&master.derive(salt, Purpose::Sessions)),
+            api_tokens: ApiTokenHasher::new(&master.derive(salt, Purpose::ApiTokens)),
+            keyring: match previous {
+                Some((prev, v)) => ring.with_previous(MasterCredentialKey::derive(prev, salt), v),
+                None => ring,
+            },
+            audit: Arc::new(crate::audit_log::checkpoint_signer(master, salt)),
+            forwarding: Arc::new(crate::forwarding::ForwarderKeys {
+                settings: SettingsKey::derive(master, salt),
+                master_version,
+                previous: previous.map(|(prev, v)| (SettingsKey::derive(prev, salt), v)),
+            }),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 

@@ -11,27 +11,7 @@ pub(crate) async fn insert_audit(
     tx: &mut Transaction<'static, Any>,
     e: &AuditEvent,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, \
-         ip, user_agent, request_id, action, target_kind, target_id, outcome, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(e.id.as_str().to_owned())
-    .bind(e.occurred_at.millis())
-    .bind(e.tenant_id.as_ref().map(|t| t.as_str().to_owned()))
-    .bind(e.actor.kind.as_str())
-    .bind(e.actor.id.clone())
-    .bind(e.actor.label.clone())
-    .bind(e.context.ip.clone())
-    .bind(e.context.user_agent.clone())
-    .bind(e.context.request_id.clone())
-    .bind(e.action)
-    .bind(e.target_kind)
-    .bind(e.target_id.clone())
-    .bind(e.outcome.as_str())
-    .bind(e.details.to_string())
-    .execute(&mut **tx)
-    .await?;
+    insert_events_statement(&[e]).execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use ward_core::audit::actions;
 use ward_core::{Actor, AuditEvent, EventId, RequestContext, Timestamp};
-use ward_crypto::{
-    ApiTokenHasher, InstallationSalt, KeyCheckValue, MasterSecret, OsRandom, Purpose, SecureRandom,
-    SessionSealer,
-};
+use ward_crypto::{InstallationSalt, KeyCheckValue, MasterSecret, OsRandom, SecureRandom};
 use ward_server::{Clock, Keys, SystemClock};
 use ward_store::{Conflict, ConnectSettings, InstallationRecord, Store, StoreError};
 
@@ -30,36 +27,12 @@ pub struct Installation {
 
 impl Installation {
     pub fn keys(&self) -> Keys {
-        Keys {
-            sessions: SessionSealer::new(&self.master.derive(&self.salt, Purpose::Sessions)),
-            audit: std::sync::Arc::new(ward_server::audit_log::checkpoint_signer(
-                &self.master,
-                &self.salt,
-            )),
-            forwarding: std::sync::Arc::new(ward_server::forwarding::ForwarderKeys {
-                settings: ward_crypto::SettingsKey::derive(&self.master, &self.salt),
-                master_version: self.master_version,
-                previous: self
-                    .previous
-                    .as_ref()
-                    .map(|(m, v)| (ward_crypto::SettingsKey::derive(m, &self.salt), *v)),
-            }),
-            api_tokens: ApiTokenHasher::new(&self.master.derive(&self.salt, Purpose::ApiTokens)),
-            keyring: {
-                let ring = ward_server::keyring::Keyring::new(
-                    ward_crypto::MasterCredentialKey::derive(&self.master, &self.salt),
-                    self.master_version,
-                    std::sync::Arc::new(OsRandom),
-                );
-                match &self.previous {
-                    Some((prev, v)) => ring.with_previous(
-                        ward_crypto::MasterCredentialKey::derive(prev, &self.salt),
-                        *v,
-                    ),
-                    None => ring,
-                }
-            },
-        }
+        Keys::derive(
+            &self.master,
+            &self.salt,
+            self.master_version,
+            self.previous.as_ref().map(|(m, v)| (m, *v)),
+        )
     }
 }
 

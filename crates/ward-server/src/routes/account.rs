@@ -83,8 +83,9 @@ pub(crate) async fn change_password(
         }
         locked
     };
-    if let Some(secs) = locked {
-        let e = event(
+    // A refused change is audited with its reason.
+    let refused = |reason: &str| -> Result<_, ApiError> {
+        Ok(event(
             &state,
             &meta,
             Some(&principal.tenant_id),
@@ -93,8 +94,10 @@ pub(crate) async fn change_password(
         )?
         .target("user", principal.user_id.to_string())
         .failed()
-        .details(json!({ "reason": "throttled" }));
-        state.store().record_audit(&e).await?;
+        .details(json!({ "reason": reason })))
+    };
+    if let Some(secs) = locked {
+        state.store().record_audit(&refused("throttled")?).await?;
         return Err(ApiError::too_many(
             "login_throttled",
             "too many wrong passwords; try again later",
@@ -111,17 +114,10 @@ pub(crate) async fn change_password(
             .forgive_one(&account_key);
     }
     if !correct {
-        let e = event(
-            &state,
-            &meta,
-            Some(&principal.tenant_id),
-            principal.actor(),
-            actions::USER_PASSWORD_RESET,
-        )?
-        .target("user", principal.user_id.to_string())
-        .failed()
-        .details(json!({ "reason": "wrong_current_password" }));
-        state.store().record_audit(&e).await?;
+        state
+            .store()
+            .record_audit(&refused("wrong_current_password")?)
+            .await?;
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_password",

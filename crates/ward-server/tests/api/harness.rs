@@ -15,8 +15,7 @@ use ward_core::{
     Actor, AuditEvent, Email, EventId, RequestContext, Role, TenantId, Timestamp, UserId,
 };
 use ward_crypto::{
-    ApiTokenHasher, InstallationSalt, MasterSecret, OsRandom, PasswordHashParams, PasswordHashing,
-    Purpose, SecureRandom, SessionSealer,
+    InstallationSalt, MasterSecret, OsRandom, PasswordHashParams, PasswordHashing, SecureRandom,
 };
 use ward_server::{AppState, Clock, Keys, ServerSettings};
 use ward_store::testing::TestDatabase;
@@ -121,21 +120,7 @@ async fn spawn_on(
     ward_server::install_crypto_provider();
     let mut settings = test_settings();
     tweak(&mut settings);
-    let keys = Keys {
-        sessions: SessionSealer::new(&master.derive(&salt, Purpose::Sessions)),
-        audit: Arc::new(ward_server::audit_log::checkpoint_signer(&master, &salt)),
-        forwarding: std::sync::Arc::new(ward_server::forwarding::ForwarderKeys {
-            settings: ward_crypto::SettingsKey::derive(&master, &salt),
-            master_version: 1,
-            previous: None,
-        }),
-        api_tokens: ApiTokenHasher::new(&master.derive(&salt, Purpose::ApiTokens)),
-        keyring: ward_server::keyring::Keyring::new(
-            ward_crypto::MasterCredentialKey::derive(&master, &salt),
-            1,
-            Arc::new(OsRandom),
-        ),
-    };
+    let keys = Keys::derive(&master, &salt, 1, None);
     let hashing = PasswordHashing::new(PasswordHashParams::danger_insecure_for_tests(), &OsRandom)
         .expect("hashing");
     let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000_000)));
