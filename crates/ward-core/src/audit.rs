@@ -42,6 +42,13 @@ pub mod actions {
     pub const AUDIT_SINK_FAILING: &str = "audit.sink_failing";
     pub const AUDIT_SINK_RECOVERED: &str = "audit.sink_recovered";
     pub const AUDIT_SIGNING_KEY_ROTATED: &str = "audit.signing_key_rotated";
+    pub const PASSKEY_REGISTERED: &str = "passkey.registered";
+    pub const PASSKEY_REMOVED: &str = "passkey.removed";
+    pub const PASSKEY_USED: &str = "passkey.used";
+    pub const PASSKEY_REJECTED: &str = "passkey.rejected";
+    pub const AUTH_REAUTHENTICATED: &str = "auth.reauthenticated";
+    pub const AUTH_REAUTH_FAILED: &str = "auth.reauth_failed";
+    pub const MFA_POLICY_CHANGED: &str = "company.mfa_policy_changed";
 
     pub const ALL: &[&str] = &[
         INSTALLATION_INITIALIZED,
@@ -77,6 +84,13 @@ pub mod actions {
         AUDIT_SINK_FAILING,
         AUDIT_SINK_RECOVERED,
         AUDIT_SIGNING_KEY_ROTATED,
+        PASSKEY_REGISTERED,
+        PASSKEY_REMOVED,
+        PASSKEY_USED,
+        PASSKEY_REJECTED,
+        AUTH_REAUTHENTICATED,
+        AUTH_REAUTH_FAILED,
+        MFA_POLICY_CHANGED,
     ];
 }
 

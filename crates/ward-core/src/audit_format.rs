@@ -66,7 +66,14 @@ pub fn ocsf_class(action: &str) -> (u32, &'static str, u32, &'static str) {
     const ACCOUNT_CHANGE: (u32, &str) = (3001, "Account Change");
     const API_ACTIVITY: (u32, &str) = (6003, "API Activity");
     let (class, activity, activity_name) = match action {
-        "auth.login" | "auth.login_failed" => (AUTHENTICATION, 1, "Logon"),
+        "auth.login"
+        | "auth.login_failed"
+        | "auth.reauthenticated"
+        | "auth.reauth_failed"
+        | "passkey.used"
+        | "passkey.rejected" => (AUTHENTICATION, 1, "Logon"),
+        "passkey.registered" => (ACCOUNT_CHANGE, 10, "MFA Factor Enable"),
+        "passkey.removed" => (ACCOUNT_CHANGE, 11, "MFA Factor Disable"),
         "auth.logout" | "session.revoked" | "user.sessions_revoked" => {
             (AUTHENTICATION, 2, "Logoff")
         }

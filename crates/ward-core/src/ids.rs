@@ -64,6 +64,14 @@ id_type!(
     /// A SIEM connection.
     ConnectionId
 );
+id_type!(
+    /// A registered passkey (Ward's id, not the authenticator's credential id).
+    PasskeyId
+);
+id_type!(
+    /// A sign-in ceremony in progress (WebAuthn challenge, OpenID Connect state).
+    CeremonyId
+);
 
 #[cfg(test)]
 mod tests {

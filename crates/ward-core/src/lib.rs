@@ -11,6 +11,8 @@ pub mod connection;
 pub mod email;
 pub mod ids;
 pub mod keys;
+pub mod mfa;
+pub mod passkey;
 pub mod password_policy;
 pub mod rbac;
 pub mod session;
@@ -22,7 +24,7 @@ pub mod user;
 
 pub use audit::{Actor, AuditEvent, AuditOutcome, RequestContext};
 pub use email::Email;
-pub use ids::{EventId, SessionId, TenantId, TokenId, UserId};
+pub use ids::{CeremonyId, EventId, PasskeyId, SessionId, TenantId, TokenId, UserId};
 pub use rbac::{Permission, Role};
 pub use time::Timestamp;
 

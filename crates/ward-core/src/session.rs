@@ -18,8 +18,27 @@ pub struct Session {
     pub revoked_at: Option<Timestamp>,
     pub ip: String,
     pub user_agent: String,
-    /// How the session was authenticated (`password`, later `passkey`, `oidc`).
+    /// How the session was authenticated: `password`, `password+passkey`,
+    /// `passkey` or `oidc` (see [`crate::mfa::AuthMethod`]).
     pub auth_method: String,
+    /// Whether more than one factor was proven (a passkey, or MFA asserted by the
+    /// identity provider).
+    pub multi_factor: bool,
+    /// When the user last proved who they are in this session: the sign-in, or a
+    /// later re-authentication. Sensitive actions need this to be recent.
+    pub authenticated_at: Timestamp,
+}
+
+impl Session {
+    pub fn method(&self) -> Option<crate::mfa::AuthMethod> {
+        crate::mfa::AuthMethod::parse(&self.auth_method)
+    }
+
+    /// Whether this session meets the company's MFA policy.
+    pub fn meets(&self, policy: crate::mfa::MfaPolicy) -> bool {
+        self.method()
+            .is_some_and(|m| policy.is_met_by(m, self.multi_factor))
+    }
 }
 
 /// Idle and absolute timeouts (OWASP Session Management Cheat Sheet: idle 15–30
@@ -76,6 +95,8 @@ impl SessionPolicy {
 pub struct SessionWithUser {
     pub session: Session,
     pub user: User,
+    /// The company's MFA policy as it is now.
+    pub mfa_policy: crate::mfa::MfaPolicy,
 }
 
 #[cfg(test)]
@@ -94,6 +115,8 @@ mod tests {
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
             auth_method: "password".into(),
+            multi_factor: false,
+            authenticated_at: Timestamp::from_millis(created),
         }
     }
 

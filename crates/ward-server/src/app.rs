@@ -25,6 +25,8 @@ use crate::{ApiError, AppState};
         (name = "account", description = "The caller's own account"),
         (name = "users", description = "A company's users (Admin)"),
         (name = "sessions", description = "The caller's sessions"),
+        (name = "passkeys", description = "The caller's passkeys (WebAuthn)"),
+        (name = "company", description = "Company settings: MFA policy"),
         (name = "tokens", description = "The caller's API tokens"),
         (name = "audit", description = "The company's audit trail"),
         (name = "connections", description = "SIEM connections; credentials are write-only"),

@@ -116,14 +116,46 @@ pub struct Principal {
     /// Effective role: for a token, the lesser of its scope and its owner's role.
     pub role: Role,
     pub via: AuthVia,
+    /// Whether the session meets the company's MFA policy (always true for API
+    /// tokens, which are created from a session that did).
+    pub mfa_satisfied: bool,
+    /// When the session last proved who its user is; `None` for API tokens.
+    pub authenticated_at: Option<ward_core::Timestamp>,
 }
 
 impl Principal {
+    /// The role must allow `permission`, and, until the session meets the
+    /// company's MFA policy, only the own account (to register a passkey) and own
+    /// sessions are reachable.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.role.allows(permission) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
+        if !self.role.allows(permission) {
+            return Err(ApiError::forbidden());
+        }
+        let enrollment = matches!(
+            permission,
+            Permission::ReadOwnAccount | Permission::ManageOwnSessions
+        );
+        if !self.mfa_satisfied && !enrollment {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                "your company requires multi-factor sign-in: register a passkey on your account page and verify with it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sensitive actions (key rotation, role changes, SSO and MFA settings) need a
+    /// sign-in or re-authentication within the configured window. API tokens are
+    /// exempt: they are scoped, expiring credentials made for automation.
+    pub fn require_recent_authentication(&self, state: &AppState) -> Result<(), ApiError> {
+        match self.authenticated_at {
+            Some(at) if !state.settings.reauth.is_recent(at, state.now()) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "reauthentication_required",
+                "confirm it is you: re-authenticate with your password or a passkey, then retry",
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -178,8 +210,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
 }
 
 pub(crate) fn session_cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
+    cookie_value(&parts.headers, name)
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub(crate) fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -220,6 +256,8 @@ async fn authenticate_session(cookie: &str, state: &AppState) -> Result<Principa
         state.store().touch_session(&id, now).await?;
     }
     Ok(Principal {
+        mfa_satisfied: found.session.meets(found.mfa_policy),
+        authenticated_at: Some(found.session.authenticated_at),
         tenant_id: found.session.tenant_id,
         user_id: found.session.user_id,
         email: found.user.email.as_str().to_owned(),
@@ -266,5 +304,7 @@ async fn authenticate_token(token: &str, state: &AppState) -> Result<Principal, 
             id: found.token.id.clone(),
             name: found.token.name.clone(),
         },
+        mfa_satisfied: true,
+        authenticated_at: None,
     })
 }

@@ -17,6 +17,7 @@ pub mod forwarding;
 pub mod keyring;
 mod metrics;
 mod middleware;
+mod passkeys;
 mod problem;
 pub mod reencrypt;
 mod routes;
@@ -30,7 +31,9 @@ pub use app::{build_app, openapi};
 pub use clock::{Clock, SystemClock};
 pub use problem::{ApiError, Problem};
 pub use serve::{ServeError, serve};
-pub use settings::{LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles};
+pub use settings::{
+    LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles, WebAuthnSettings,
+};
 pub use state::{AppState, Inner, Keys};
 
 /// Installs ring as the process's rustls provider (idempotent). Outbound HTTPS

@@ -32,6 +32,59 @@ pub struct ServerSettings {
     pub audit_sequencer: crate::audit_log::SequencerSettings,
     /// Audit forwarding cadence, backoff and alert threshold.
     pub audit_forwarding: crate::forwarding::ForwarderSettings,
+    /// WebAuthn relying party: passkeys are bound to this id and these origins.
+    pub web_authn: WebAuthnSettings,
+    /// How recent a sign-in or re-authentication must be for sensitive actions.
+    pub reauth: ward_core::mfa::ReauthWindow,
+}
+
+/// The WebAuthn relying party. A passkey registered for one RP id cannot be used
+/// for another, so the id is the registrable domain users reach Ward at.
+#[derive(Debug, Clone)]
+pub struct WebAuthnSettings {
+    /// `localhost`, or a domain such as `ward.example.com`.
+    pub rp_id: String,
+    /// Shown by the authenticator when registering.
+    pub rp_name: String,
+    /// Origins (`scheme://host[:port]`) whose pages may use passkeys.
+    pub origins: Vec<String>,
+}
+
+impl Default for WebAuthnSettings {
+    fn default() -> Self {
+        Self {
+            rp_id: "localhost".to_owned(),
+            rp_name: "Ward".to_owned(),
+            origins: vec!["http://localhost:8080".to_owned()],
+        }
+    }
+}
+
+impl WebAuthnSettings {
+    /// The relying party, or why this configuration cannot be one (an origin that
+    /// is not a URL, or not on the RP id's domain).
+    pub fn build(&self) -> Result<webauthn_rs::Webauthn, String> {
+        use webauthn_rs::prelude::Url;
+        let mut parsed = Vec::new();
+        for o in &self.origins {
+            parsed.push(Url::parse(o).map_err(|_| format!("webauthn origin {o:?} is not a URL"))?);
+        }
+        let Some(first) = parsed.first() else {
+            return Err("webauthn needs at least one origin".to_owned());
+        };
+        let mut b = webauthn_rs::WebauthnBuilder::new(&self.rp_id, first)
+            .map_err(|e| format!("webauthn relying party: {e}"))?
+            .rp_name(&self.rp_name);
+        for o in parsed.iter().skip(1) {
+            b = b.append_allowed_origin(o);
+        }
+        b.build().map_err(|e| {
+            format!(
+                "webauthn relying party {:?} with origins {:?}: {e}",
+                self.rp_id, self.origins
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +125,8 @@ impl Default for ServerSettings {
             key_maintenance: crate::reencrypt::ReencryptSettings::default(),
             audit_sequencer: crate::audit_log::SequencerSettings::default(),
             audit_forwarding: crate::forwarding::ForwarderSettings::default(),
+            web_authn: WebAuthnSettings::default(),
+            reauth: ward_core::mfa::ReauthWindow::default(),
         }
     }
 }

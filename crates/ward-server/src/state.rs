@@ -80,6 +80,9 @@ pub struct Inner {
     /// Re-encryption rate per (company, entity, field), measured by the job on this
     /// instance: (fields per second, when measured).
     pub(crate) reencryption_rates: Mutex<RateMap>,
+    /// The WebAuthn relying party; `None` when its configuration is unusable
+    /// (then passkey routes answer 503 and say why in the log).
+    pub(crate) webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 impl std::ops::Deref for AppState {
@@ -116,7 +119,15 @@ impl AppState {
         });
         let login_limiter = NonZeroU32::new(rl.login_per_minute)
             .map(|per_min| RateLimiter::dashmap(Quota::per_minute(per_min)));
+        let webauthn = match settings.web_authn.build() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(error = %e, "passkeys are unavailable");
+                None
+            }
+        };
         Self(Arc::new(Inner {
+            webauthn,
             sessions: crate::session_lookup::SessionLookup::spawn(store.clone()),
             store,
             hash_permits: Semaphore::new(settings.password_hash_concurrency.max(1)),

@@ -67,6 +67,80 @@ redacted_debug!(LoginRequest { email; password });
 redacted_debug!(ChangePasswordRequest { ; current_password, new_password });
 redacted_debug!(CreateUserRequest { email, display_name, role; password });
 redacted_debug!(CreatedToken { token; secret });
+redacted_debug!(ReauthRequest { ; password });
+
+/// Answer to a correct password when a passkey must follow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecondFactorChallenge {
+    /// Always `passkey`.
+    pub second_factor: &'static str,
+    /// WebAuthn `PublicKeyCredentialRequestOptions` in JSON form (`{"publicKey": ...}`);
+    /// answer with `POST /api/v1/auth/second-factor`.
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+/// WebAuthn options in JSON form, for `navigator.credentials.create/get`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyOptions {
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+/// A browser's WebAuthn response (`PublicKeyCredential.toJSON()`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyResponse {
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterPasskeyRequest {
+    /// What the user calls it ("YubiKey 5", "laptop").
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+impl From<&ward_core::passkey::PasskeyRecord> for PasskeyView {
+    fn from(p: &ward_core::passkey::PasskeyRecord) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            created_at: p.created_at.to_rfc3339(),
+            last_used_at: p.last_used_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyList {
+    pub passkeys: Vec<PasskeyView>,
+}
+
+/// Re-authentication by password (passkeys use the `/reauth/passkey` pair).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthRequest {
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaPolicyView {
+    /// `none`, `require_mfa` or `require_passkey`.
+    pub policy: String,
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
@@ -84,6 +158,9 @@ pub struct MeView {
     pub token_id: Option<String>,
     /// The role this request acts with (a token's scope may be lower than the user's role).
     pub effective_role: String,
+    /// Whether this session meets the company's MFA policy; until it does, only
+    /// the own account (to register a passkey) and own sessions are reachable.
+    pub mfa_satisfied: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -120,6 +197,8 @@ pub struct SessionView {
     pub ip: String,
     pub user_agent: String,
     pub auth_method: String,
+    /// Whether more than one factor was proven.
+    pub multi_factor: bool,
     /// Whether this is the session making the request.
     pub current: bool,
 }
@@ -134,6 +213,7 @@ impl SessionView {
             ip: s.ip.clone(),
             user_agent: s.user_agent.clone(),
             auth_method: s.auth_method.clone(),
+            multi_factor: s.multi_factor,
             current,
         }
     }

@@ -18,6 +18,7 @@ mod installation;
 mod keys;
 mod leases;
 mod migrate;
+mod passkeys;
 mod revoke;
 mod rows;
 mod sessions;
@@ -43,6 +44,7 @@ pub use error::{Conflict, StoreError};
 pub use installation::InstallationRecord;
 pub use keys::{KeyToRewrap, StoredKey};
 pub use migrate::MIGRATIONS;
+pub use passkeys::{PasskeyEffect, PasskeyRemoval, PasskeyUse, PasskeyUseRecord};
 pub use snapshot::SnapshotCounts;
 pub use users::UpdateOutcome;
 
@@ -181,6 +183,22 @@ impl Store {
     /// Starts a write transaction. On SQLite, `BEGIN IMMEDIATE` takes the write lock
     /// up front, so two writers queue on busy_timeout instead of deadlocking on a
     /// read-to-write upgrade.
+    /// Makes changes to one company's users and sign-in factors take turns (SQLite's
+    /// `BEGIN IMMEDIATE` already serializes writers; PostgreSQL locks the row).
+    async fn lock_company(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &ward_core::TenantId,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+                .bind(tenant.as_str().to_owned())
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,

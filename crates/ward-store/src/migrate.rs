@@ -38,6 +38,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0004_audit_log.sqlite.sql"),
         postgres: include_str!("migrations/0004_audit_log.postgres.sql"),
     },
+    Migration {
+        version: 5,
+        name: "sign_in",
+        sqlite: include_str!("migrations/0005_sign_in.sqlite.sql"),
+        postgres: include_str!("migrations/0005_sign_in.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

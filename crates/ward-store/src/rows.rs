@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use ward_core::mfa::MfaPolicy;
 use ward_core::session::Session;
 use ward_core::tenant::Tenant;
 use ward_core::token::ApiToken;
@@ -17,11 +18,16 @@ pub(crate) const USER_COLUMNS_PREFIXED: &str = "u.id AS u_id, u.tenant_id AS u_t
      u.display_name AS u_display_name, u.role AS u_role, u.disabled AS u_disabled, \
      u.created_at AS u_created_at, u.updated_at AS u_updated_at";
 pub(crate) const SESSION_COLUMNS: &str = "s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, \
-     s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_method";
+     s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_method, s.multi_factor, s.authenticated_at";
 pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
 
 fn role(text: &str) -> Result<Role, StoreError> {
     Role::parse(text).map_err(|_| StoreError::Corrupt(format!("role {text:?}")))
+}
+
+pub(crate) fn mfa_policy(r: &AnyRow) -> Result<MfaPolicy, StoreError> {
+    let text: String = r.try_get("mfa_policy")?;
+    MfaPolicy::parse(&text).map_err(|_| StoreError::Corrupt(format!("mfa policy {text:?}")))
 }
 
 fn ts(r: &AnyRow, col: &str) -> Result<Timestamp, StoreError> {
@@ -74,6 +80,8 @@ pub(crate) fn session(r: &AnyRow) -> Result<Session, StoreError> {
         ip: r.try_get("ip")?,
         user_agent: r.try_get("user_agent")?,
         auth_method: r.try_get("auth_method")?,
+        multi_factor: r.try_get::<i64, _>("multi_factor")? != 0,
+        authenticated_at: Timestamp::from_millis(r.try_get("authenticated_at")?),
     })
 }
 

@@ -21,21 +21,7 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, \
-             revoked_at, ip, user_agent, auth_method) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9)",
-        )
-        .bind(s.id.as_str().to_owned())
-        .bind(s.tenant_id.as_str().to_owned())
-        .bind(s.user_id.as_str().to_owned())
-        .bind(s.created_at.millis())
-        .bind(s.last_seen_at.millis())
-        .bind(s.expires_at.millis())
-        .bind(s.ip.clone())
-        .bind(s.user_agent.clone())
-        .bind(s.auth_method.clone())
-        .execute(&mut *tx)
-        .await?;
+        insert_session(&mut tx, s).await?;
         if let Some(hash) = rehashed_password {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(hash.to_owned())
@@ -55,8 +41,9 @@ impl Store {
         id: &SessionId,
     ) -> Result<Option<SessionWithUser>, StoreError> {
         let sql = format!(
-            "SELECT {SESSION_COLUMNS}, {USER_COLUMNS_PREFIXED} \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+            "SELECT {SESSION_COLUMNS}, {USER_COLUMNS_PREFIXED}, t.mfa_policy \
+             FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id \
+             WHERE s.id = $1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id.as_str().to_owned())
@@ -66,6 +53,7 @@ impl Store {
             Ok(SessionWithUser {
                 session: rows::session(&r)?,
                 user: rows::user_with_prefix(&r, "u_")?,
+                mfa_policy: rows::mfa_policy(&r)?,
             })
         })
         .transpose()
@@ -87,8 +75,9 @@ impl Store {
             .unwrap_or(ids.len());
         let placeholders: Vec<String> = (1..=size).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT {SESSION_COLUMNS}, {USER_COLUMNS_PREFIXED} \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id IN ({})",
+            "SELECT {SESSION_COLUMNS}, {USER_COLUMNS_PREFIXED}, t.mfa_policy \
+             FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id \
+             WHERE s.id IN ({})",
             placeholders.join(", ")
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -101,6 +90,7 @@ impl Store {
                 Ok(SessionWithUser {
                     session: rows::session(r)?,
                     user: rows::user_with_prefix(r, "u_")?,
+                    mfa_policy: rows::mfa_policy(r)?,
                 })
             })
             .collect()
@@ -163,4 +153,30 @@ impl Store {
         tx.commit().await?;
         Ok(n)
     }
+}
+
+/// Inserts a new session inside the caller's transaction.
+pub(crate) async fn insert_session(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    s: &Session,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, \
+             revoked_at, ip, user_agent, auth_method, multi_factor, authenticated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9, $10, $11)",
+    )
+    .bind(s.id.as_str().to_owned())
+    .bind(s.tenant_id.as_str().to_owned())
+    .bind(s.user_id.as_str().to_owned())
+    .bind(s.created_at.millis())
+    .bind(s.last_seen_at.millis())
+    .bind(s.expires_at.millis())
+    .bind(s.ip.clone())
+    .bind(s.user_agent.clone())
+    .bind(s.auth_method.clone())
+    .bind(i64::from(s.multi_factor))
+    .bind(s.authenticated_at.millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -39,6 +39,7 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("name", Text),
             ("slug", Text),
             ("created_at", Int),
+            ("mfa_policy", Text),
         ],
     ),
     (
@@ -69,6 +70,8 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("ip", Text),
             ("user_agent", Text),
             ("auth_method", Text),
+            ("multi_factor", Int),
+            ("authenticated_at", Int),
         ],
     ),
     (
@@ -174,6 +177,20 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("failing_since", Int),
             ("alerted", Int),
             ("last_error", Text),
+        ],
+    ),
+    (
+        "passkeys",
+        &[
+            ("id", Text),
+            ("tenant_id", Text),
+            ("user_id", Text),
+            ("name", Text),
+            ("credential_id", Text),
+            ("credential", Text),
+            ("sign_count", Int),
+            ("created_at", Int),
+            ("last_used_at", Int),
         ],
     ),
 ];

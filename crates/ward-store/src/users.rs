@@ -98,12 +98,7 @@ impl Store {
         // other at once cannot both see "another Admin remains". SQLite's
         // BEGIN IMMEDIATE already serializes writers; PostgreSQL's READ COMMITTED
         // needs the company row locked.
-        if self.backend == crate::Backend::Postgres {
-            sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
-                .bind(tenant.as_str().to_owned())
-                .fetch_optional(&mut *tx)
-                .await?;
-        }
+        self.lock_company(&mut tx, tenant).await?;
         let sql =
             format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.tenant_id = $2");
         let Some(row) = sqlx::query(AssertSqlSafe(sql))

@@ -13,7 +13,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize, Serializer};
 use ward_core::session::SessionPolicy;
 use ward_crypto::{MasterSecret, PasswordHashParams};
-use ward_server::{LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles};
+use ward_server::{
+    LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles, WebAuthnSettings,
+};
 
 /// A configuration value that is a secret: `Debug` and serialisation redact it.
 #[derive(Clone, Deserialize, Default, PartialEq, Eq)]
@@ -71,6 +73,21 @@ pub struct Settings {
     pub password_hashing: PasswordHashingSection,
     pub key_maintenance: KeyMaintenanceSection,
     pub audit: AuditSection,
+    /// Where browsers reach Ward (`https://ward.example.com`); default
+    /// `http://localhost:<listen port>` (`https` with `[tls]`). Passkeys are bound
+    /// to its host.
+    pub public_url: Option<String>,
+    pub passkeys: PasskeysSection,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasskeysSection {
+    /// WebAuthn relying-party id; default the host of `public_url`. A passkey
+    /// works only for the RP id it was registered with: set it once.
+    pub rp_id: Option<String>,
+    /// More origins allowed to use passkeys, besides `public_url`.
+    pub extra_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +144,9 @@ impl Default for KeyMaintenanceSection {
 pub struct SessionSection {
     pub idle_timeout_minutes: i64,
     pub absolute_timeout_hours: i64,
+    /// Sensitive actions (key rotation, role changes, SSO and MFA settings) need a
+    /// sign-in or re-authentication within this many minutes.
+    pub reauth_window_minutes: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -190,6 +210,8 @@ impl Default for Settings {
             password_hashing: PasswordHashingSection::default(),
             key_maintenance: KeyMaintenanceSection::default(),
             audit: AuditSection::default(),
+            public_url: None,
+            passkeys: PasskeysSection::default(),
         }
     }
 }
@@ -200,6 +222,7 @@ impl Default for SessionSection {
         Self {
             idle_timeout_minutes: p.idle_timeout_secs / 60,
             absolute_timeout_hours: p.absolute_timeout_secs / 3600,
+            reauth_window_minutes: ward_core::mfa::ReauthWindow::default().secs / 60,
         }
     }
 }
@@ -431,8 +454,55 @@ impl Settings {
         }
     }
 
+    /// Where browsers reach Ward.
+    pub fn public_url(&self) -> Result<String> {
+        let url = match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.tls.cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://localhost:{}", self.listen_addr()?.port())
+            }
+        };
+        let ok = (url.starts_with("http://") || url.starts_with("https://"))
+            && !url[url.find("://").map_or(0, |i| i + 3)..].contains('/');
+        if !ok {
+            bail!("public_url: {url:?} must be scheme://host[:port], with no path");
+        }
+        Ok(url)
+    }
+
+    pub fn web_authn(&self) -> Result<WebAuthnSettings> {
+        let public = self.public_url()?;
+        let host = public
+            .split("://")
+            .nth(1)
+            .and_then(|h| h.rsplit_once(':').map_or(Some(h), |(host, _)| Some(host)))
+            .unwrap_or_default()
+            .to_owned();
+        let mut origins = vec![public];
+        origins.extend(self.passkeys.extra_origins.iter().cloned());
+        let w = WebAuthnSettings {
+            rp_id: self.passkeys.rp_id.clone().unwrap_or(host),
+            rp_name: "Ward".to_owned(),
+            origins,
+        };
+        w.build().map_err(|e| anyhow!("passkeys: {e}"))?;
+        Ok(w)
+    }
+
     pub fn server_settings(&self) -> Result<ServerSettings> {
+        if !(1..=24 * 60).contains(&self.session.reauth_window_minutes) {
+            bail!("session.reauth_window_minutes: must be between 1 and 1440");
+        }
         Ok(ServerSettings {
+            web_authn: self.web_authn()?,
+            reauth: ward_core::mfa::ReauthWindow {
+                secs: self.session.reauth_window_minutes * 60,
+            },
             trusted_origins: self.trusted_origins.clone(),
             trusted_proxies: self.proxies()?,
             session: SessionPolicy {

@@ -34,6 +34,7 @@ pub(crate) async fn me(principal: Principal) -> Result<Json<MeView>, ApiError> {
         session_id,
         token_id,
         effective_role: principal.role.as_str().to_owned(),
+        mfa_satisfied: principal.mfa_satisfied,
     }))
 }
 
@@ -67,57 +68,17 @@ pub(crate) async fn change_password(
         .await?
         .ok_or_else(ApiError::not_found)?;
     check_new_password(&new, email.as_str())?;
-    // Guessing the current password here is guessing the sign-in password: the
-    // attempt counts against the same per-account limit as sign-ins, before the
-    // (slow) check, and a success takes it back.
-    let account_key = email.as_str().to_lowercase();
-    let now = state.now();
-    let locked = {
-        let mut accounts = state
-            .account_failures
-            .lock()
-            .map_err(|_| ApiError::internal())?;
-        let locked = accounts.retry_after(&account_key, now);
-        if locked.is_none() {
-            accounts.record_failure(&account_key, now);
-        }
-        locked
-    };
-    // A refused change is audited with its reason.
-    let refused = |reason: &str| -> Result<_, ApiError> {
-        Ok(event(
-            &state,
-            &meta,
-            Some(&principal.tenant_id),
-            principal.actor(),
-            actions::USER_PASSWORD_RESET,
-        )?
-        .target("user", principal.user_id.to_string())
-        .failed()
-        .details(json!({ "reason": reason })))
-    };
-    if let Some(secs) = locked {
-        state.store().record_audit(&refused("throttled")?).await?;
-        return Err(ApiError::too_many(
-            "login_throttled",
-            "too many wrong passwords; try again later",
-            u64::try_from(secs).unwrap_or(60),
-        ));
-    }
     let stored = creds.password_hash.map(PhcString::from_stored);
-    let correct = check_password(&state, current, stored).await?;
-    if correct {
-        state
-            .account_failures
-            .lock()
-            .map_err(|_| ApiError::internal())?
-            .forgive_one(&account_key);
-    }
-    if !correct {
-        state
-            .store()
-            .record_audit(&refused("wrong_current_password")?)
-            .await?;
+    if !checked_current_password(
+        &state,
+        &meta,
+        &principal,
+        current,
+        stored,
+        actions::USER_PASSWORD_RESET,
+    )
+    .await?
+    {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_password",
@@ -139,4 +100,65 @@ pub(crate) async fn change_password(
         .set_password(&principal.user_id, hash.as_str(), state.now(), &e)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks a signed-in user's password (to change it, or to re-authenticate).
+/// Guessing it here is guessing the sign-in password: the attempt counts against
+/// the same per-account limit as sign-ins, before the (slow) check, and a success
+/// takes it back. A wrong or throttled attempt is audited as `failure_action`.
+pub(crate) async fn checked_current_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    principal: &Principal,
+    password: Zeroizing<String>,
+    stored: Option<PhcString>,
+    failure_action: &'static str,
+) -> Result<bool, ApiError> {
+    let account_key = principal.email.to_lowercase();
+    let now = state.now();
+    let locked = {
+        let mut accounts = state
+            .account_failures
+            .lock()
+            .map_err(|_| ApiError::internal())?;
+        let locked = accounts.retry_after(&account_key, now);
+        if locked.is_none() {
+            accounts.record_failure(&account_key, now);
+        }
+        locked
+    };
+    let refused = |reason: &str| -> Result<_, ApiError> {
+        Ok(event(
+            state,
+            meta,
+            Some(&principal.tenant_id),
+            principal.actor(),
+            failure_action,
+        )?
+        .target("user", principal.user_id.to_string())
+        .failed()
+        .details(json!({ "reason": reason })))
+    };
+    if let Some(secs) = locked {
+        state.store().record_audit(&refused("throttled")?).await?;
+        return Err(ApiError::too_many(
+            "login_throttled",
+            "too many wrong passwords; try again later",
+            u64::try_from(secs).unwrap_or(60),
+        ));
+    }
+    let correct = check_password(state, password, stored).await?;
+    if correct {
+        state
+            .account_failures
+            .lock()
+            .map_err(|_| ApiError::internal())?
+            .forgive_one(&account_key);
+    } else {
+        state
+            .store()
+            .record_audit(&refused("wrong_current_password")?)
+            .await?;
+    }
+    Ok(correct)
 }

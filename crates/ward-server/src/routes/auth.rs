@@ -6,14 +6,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use ward_core::audit::actions;
+use ward_core::mfa::AuthMethod;
+use ward_core::passkey::CeremonyKind;
 use ward_core::session::Session;
-use ward_core::{Actor, Email, SessionId};
+use ward_core::user::User;
+use ward_core::{Actor, Email};
 use ward_crypto::{PasswordVerification, PhcString};
 use zeroize::Zeroizing;
 
 use super::event;
 use crate::extract::{ApiJson, Principal, RequestMeta};
-use crate::views::{LoginRequest, LoginResponse, UserView};
+use crate::views::{LoginRequest, LoginResponse, SecondFactorChallenge, UserView};
 use crate::{ApiError, AppState};
 
 const BAD_CREDENTIALS: &str = "the email or password is incorrect";
@@ -30,7 +33,46 @@ pub(crate) async fn login(
     meta: RequestMeta,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let password = Zeroizing::new(req.password);
+    let LoginRequest { email, password } = req;
+    match sign_in_with_password(&state, &meta, &email, Zeroizing::new(password)).await? {
+        PasswordSignIn::Complete { user, session } => signed_in(&state, &user, &session),
+        PasswordSignIn::SecondFactor { options, cookie } => {
+            let mut resp = (
+                StatusCode::ACCEPTED,
+                Json(SecondFactorChallenge {
+                    second_factor: "passkey",
+                    options: serde_json::to_value(options).map_err(|_| ApiError::internal())?,
+                }),
+            )
+                .into_response();
+            resp.headers_mut().insert(header::SET_COOKIE, cookie);
+            Ok(resp)
+        }
+    }
+}
+
+/// The outcome of a correct password.
+pub(crate) enum PasswordSignIn {
+    /// Signed in (a password-only session when the user has no passkey; under an
+    /// MFA policy it can only register one until it is verified).
+    Complete { user: User, session: Session },
+    /// The user has a passkey: it must answer this challenge before a session
+    /// exists (`POST /api/v1/auth/second-factor`).
+    SecondFactor {
+        options: webauthn_rs::prelude::RequestChallengeResponse,
+        cookie: HeaderValue,
+    },
+}
+
+/// Checks an email and password (throttled per account and per IP, audited
+/// either way) and starts the session or the second-factor step. Used by the
+/// API and by the sign-in page alike.
+pub(crate) async fn sign_in_with_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: Zeroizing<String>,
+) -> Result<PasswordSignIn, ApiError> {
     if let Some(limiter) = &state.login_limiter
         && limiter.check_key(&meta.client_ip).is_err()
     {
@@ -41,11 +83,11 @@ pub(crate) async fn login(
         ));
     }
     let now = state.now();
-    let account_key: String = req.email.trim().to_lowercase().chars().take(300).collect();
+    let account_key: String = email.trim().to_lowercase().chars().take(300).collect();
     let ip_key = meta.client_ip.to_string();
     // The audit trail keeps what was typed only if it is an email address: a
     // password pasted into the wrong field must not be stored for ever.
-    let audit_email = Email::parse(&req.email)
+    let audit_email = Email::parse(&email)
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|_| "<not an email address>".to_owned());
     // Check and count the attempt in one step, before the (slow) password check,
@@ -85,7 +127,7 @@ pub(crate) async fn login(
         ));
     }
 
-    let creds = match Email::parse(&req.email) {
+    let creds = match Email::parse(&email) {
         Ok(email) => state.store().find_user_by_email(&email).await?,
         Err(_) => None,
     };
@@ -130,18 +172,28 @@ pub(crate) async fn login(
         return Err(ApiError::internal());
     };
     let user = creds.user;
-    let session = Session {
-        id: SessionId::from_random(state.random_id_bytes()?),
-        tenant_id: user.tenant_id.clone(),
-        user_id: user.id.clone(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now.plus_seconds(state.settings.session.absolute_timeout_secs),
-        revoked_at: None,
-        ip: meta.client_ip.to_string(),
-        user_agent: meta.user_agent.clone(),
-        auth_method: "password".to_owned(),
-    };
+    state
+        .account_failures
+        .lock()
+        .map_err(|_| ApiError::internal())?
+        .record_success(&account_key);
+    state
+        .ip_failures
+        .lock()
+        .map_err(|_| ApiError::internal())?
+        .forgive_one(&ip_key);
+    let has_passkey = !state
+        .store()
+        .list_passkeys(&user.tenant_id, &user.id)
+        .await?
+        .is_empty();
+    if has_passkey {
+        let (options, cookie) =
+            crate::passkeys::start_assertion(&state, CeremonyKind::SecondFactor, None, Some(&user))
+                .await?;
+        return Ok(PasswordSignIn::SecondFactor { options, cookie });
+    }
+    let session = crate::passkeys::new_session(&state, &meta, &user, AuthMethod::Password, false)?;
     let actor = Actor {
         kind: ward_core::audit::ActorKind::User,
         id: Some(user.id.to_string()),
@@ -160,32 +212,42 @@ pub(crate) async fn login(
         .store()
         .create_session(&session, rehashed.as_ref().map(PhcString::as_str), &e)
         .await?;
-    state
-        .account_failures
-        .lock()
-        .map_err(|_| ApiError::internal())?
-        .record_success(&account_key);
-    state
-        .ip_failures
-        .lock()
-        .map_err(|_| ApiError::internal())?
-        .forgive_one(&ip_key);
     crate::metrics::record_login("success");
+    Ok(PasswordSignIn::Complete { user, session })
+}
 
+/// The session cookie and the sign-in response for a new session.
+pub(crate) fn signed_in(
+    state: &AppState,
+    user: &User,
+    session: &Session,
+) -> Result<Response, ApiError> {
+    let mut resp = Json(LoginResponse {
+        user: UserView::from(user),
+        session_id: session.id.to_string(),
+        expires_at: session.expires_at.to_rfc3339(),
+    })
+    .into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie_for(state, session)?);
+    Ok(resp)
+}
+
+/// `Set-Cookie` carrying a sealed session id.
+pub(crate) fn session_cookie_for(
+    state: &AppState,
+    session: &Session,
+) -> Result<HeaderValue, ApiError> {
     let token = state
         .keys
         .sessions
         .seal(session.id.as_str())
         .map_err(|_| ApiError::internal())?;
-    let cookie = session_cookie(&state, &token, state.settings.session.absolute_timeout_secs);
-    let body = LoginResponse {
-        user: UserView::from(&user),
-        session_id: session.id.to_string(),
-        expires_at: session.expires_at.to_rfc3339(),
-    };
-    let mut resp = Json(body).into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, cookie);
-    Ok(resp)
+    Ok(session_cookie(
+        state,
+        &token,
+        state.settings.session.absolute_timeout_secs,
+    ))
 }
 
 /// Sign out: revokes this session and clears the cookie.
@@ -230,7 +292,7 @@ pub(crate) async fn logout(
     Ok(resp)
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
+pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
     let secure = if state.settings.https() {
         "; Secure"
     } else {

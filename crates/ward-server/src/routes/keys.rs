@@ -112,6 +112,7 @@ pub(crate) async fn rotate(
     principal: Principal,
 ) -> Result<Json<RotatedKey>, ApiError> {
     principal.require(Permission::ManageKeys)?;
+    principal.require_recent_authentication(&state)?;
     let tenant = principal.tenant_id.clone();
     let make =
         |action: &'static str| event(&state, &meta, Some(&tenant), principal.actor(), action).ok();
@@ -135,6 +136,7 @@ pub(crate) async fn set_policy(
     ApiJson(req): ApiJson<KeyPolicyRequest>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageKeys)?;
+    principal.require_recent_authentication(&state)?;
     if !(1..=3650).contains(&req.rotation_interval_days) {
         return Err(
             InvalidField::new("rotation_interval_days", "must be between 1 and 3650").into(),

@@ -1,11 +1,12 @@
 //! The API's routes, each registered with its OpenAPI description.
 
-mod account;
+pub(crate) mod account;
 mod audit;
-mod auth;
+pub(crate) mod auth;
 pub(crate) mod connections;
 mod health;
 pub(crate) mod keys;
+mod passkeys;
 mod sessions;
 mod tokens;
 mod users;
@@ -21,6 +22,16 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
+        .routes(routes!(passkeys::start_passkey_sign_in))
+        .routes(routes!(passkeys::finish_passkey_sign_in))
+        .routes(routes!(passkeys::second_factor))
+        .routes(routes!(passkeys::reauth_with_password))
+        .routes(routes!(passkeys::start_passkey_reauth))
+        .routes(routes!(passkeys::finish_passkey_reauth))
+        .routes(routes!(passkeys::list_passkeys, passkeys::register_passkey))
+        .routes(routes!(passkeys::start_registration))
+        .routes(routes!(passkeys::remove_passkey))
+        .routes(routes!(passkeys::get_mfa_policy, passkeys::set_mfa_policy))
         .routes(routes!(account::me))
         .routes(routes!(account::change_password))
         .routes(routes!(users::list_users, users::create_user))

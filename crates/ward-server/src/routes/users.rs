@@ -134,6 +134,9 @@ pub(crate) async fn update_user(
     ApiJson(req): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<UserView>, ApiError> {
     principal.require(Permission::ManageUsers)?;
+    if req.role.is_some() || req.disabled.is_some() {
+        principal.require_recent_authentication(&state)?;
+    }
     let id = parse_id(&id)?;
     let change = UserChange {
         display_name: req
@@ -170,6 +173,7 @@ pub(crate) async fn delete_user(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageUsers)?;
+    principal.require_recent_authentication(&state)?;
     let id = parse_id(&id)?;
     let change = UserChange {
         disabled: Some(true),
