@@ -80,6 +80,7 @@ pub fn build_app(state: AppState) -> Router {
                 async move { Json(spec.as_ref().clone()) }
             }),
         )
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -90,6 +91,7 @@ pub fn build_app(state: AppState) -> Router {
         })
         .route_layer(mw::from_fn(capture_route))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(mw::from_fn(crate::web::html_errors))
         .layer(mw::from_fn_with_state(state.clone(), csrf))
         .layer(mw::from_fn_with_state(state.clone(), rate_limit))
         .layer(mw::from_fn_with_state(state.clone(), security_headers))

@@ -26,6 +26,7 @@ mod session_lookup;
 mod settings;
 mod state;
 mod views;
+mod web;
 
 pub use app::{build_app, openapi};
 pub use clock::{Clock, SystemClock};

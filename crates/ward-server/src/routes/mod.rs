@@ -1,15 +1,15 @@
 //! The API's routes, each registered with its OpenAPI description.
 
 pub(crate) mod account;
-mod audit;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod connections;
-mod health;
+pub(crate) mod health;
 pub(crate) mod keys;
-mod passkeys;
-mod sessions;
-mod tokens;
-mod users;
+pub(crate) mod passkeys;
+pub(crate) mod sessions;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

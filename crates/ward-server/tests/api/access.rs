@@ -31,6 +31,8 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
         }
         ("PATCH", "/api/v1/connections/{id}") => Some(json!({"name": format!("renamed {n}")})),
         ("PUT", "/api/v1/keys/policy") => Some(json!({"rotation_interval_days": 30})),
+        ("PUT", "/api/v1/company/mfa-policy") => Some(json!({"policy": "none"})),
+        ("POST", "/api/v1/auth/reauth") => Some(json!({"password": PASSWORD})),
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": PASSWORD, "new_password": "matrix new passphrase"}))
         }
@@ -74,7 +76,11 @@ async fn every_route_allows_and_denies_by_the_matrix(backend: ward_store::Backen
             let audit_before = app.audit_count().await;
             let r = call(&app, route.method, route.path, &member.auth, &target, n).await;
             let status = r.status();
-            if route.method != "GET" && status.is_success() {
+            // Starting a sign-in ceremony stores only its single-use challenge
+            // (bookkeeping, like the sign-in throttle), so it writes no event.
+            let ceremony_start =
+                route.path.ends_with("/start") || route.path == "/api/v1/passkeys/registration";
+            if route.method != "GET" && status.is_success() && !ceremony_start {
                 assert!(
                     app.audit_count().await > audit_before,
                     "{} {} changed state without an audit event",

@@ -9,5 +9,7 @@ mod forwarding;
 mod hardening;
 mod harness;
 mod input;
+mod passkeys;
+mod soft_authenticator;
 mod tokens;
 mod users;
