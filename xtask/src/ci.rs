@@ -1,5 +1,6 @@
-//! `cargo xtask ci`: formatting, clippy with warnings as errors, and every test on
-//! SQLite and PostgreSQL. PostgreSQL must be reachable (started if it is down).
+//! `cargo xtask ci`: formatting, clippy with warnings as errors, every test on
+//! SQLite and PostgreSQL, and the browser suite (Debian Chromium driven by
+//! playwright-core) on both. PostgreSQL must be reachable (started if it is down).
 
 use std::net::TcpStream;
 use std::process::Command;
@@ -29,7 +30,53 @@ pub fn run() -> Result<(), String> {
         "cargo test (SQLite and PostgreSQL)",
         cargo().args(["test", "--workspace", "--locked"]),
     )?;
+    browser_suite()?;
     eprintln!("==> all checks passed");
+    Ok(())
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The browser suite in `e2e/`: a real Ward (the debug binary the tests built),
+/// real Chromium, on SQLite and on PostgreSQL. Chromium and Node.js are required
+/// under CI (`.ci/run` installs them); elsewhere the suite is skipped with a note
+/// when they are missing.
+fn browser_suite() -> Result<(), String> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let node = Command::new("node").arg("--version").output().is_ok();
+    if !node || !std::path::Path::new(CHROMIUM).exists() {
+        let missing = if node { CHROMIUM } else { "node" };
+        if ci {
+            return Err(format!(
+                "the browser suite needs {missing}, which is missing"
+            ));
+        }
+        eprintln!(
+            "==> browser suite skipped: {missing} is not installed (apt-get install chromium nodejs npm)"
+        );
+        return Ok(());
+    }
+    run_step(
+        "cargo build -p ward (for the browser suite)",
+        cargo().args(["build", "-p", "ward", "--locked"]),
+    )?;
+    let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e");
+    // From the lock file every time: a few seconds, and never a stale tree.
+    run_step(
+        "npm ci (e2e)",
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&e2e),
+    )?;
+    for db in ["sqlite", "postgres"] {
+        run_step(
+            &format!("browser suite on {db}"),
+            Command::new("node")
+                .args(["--test", "--test-concurrency=1", "tests/"])
+                .env("E2E_DB", db)
+                .current_dir(&e2e),
+        )?;
+    }
     Ok(())
 }
 

@@ -121,6 +121,9 @@ pub struct Principal {
     pub mfa_satisfied: bool,
     /// When the session last proved who its user is; `None` for API tokens.
     pub authenticated_at: Option<ward_core::Timestamp>,
+    /// How the session was authenticated and whether with several factors;
+    /// `None` for API tokens.
+    pub strength: Option<(ward_core::mfa::AuthMethod, bool)>,
 }
 
 impl Principal {
@@ -143,6 +146,12 @@ impl Principal {
             ));
         }
         Ok(())
+    }
+
+    /// Whether this principal would meet `policy` (API tokens always do).
+    pub fn meets(&self, policy: ward_core::mfa::MfaPolicy) -> bool {
+        self.strength
+            .is_none_or(|(method, multi)| policy.is_met_by(method, multi))
     }
 
     /// Sensitive actions (key rotation, role changes, SSO and MFA settings) need a
@@ -257,6 +266,10 @@ async fn authenticate_session(cookie: &str, state: &AppState) -> Result<Principa
     }
     Ok(Principal {
         mfa_satisfied: found.session.meets(found.mfa_policy),
+        strength: found
+            .session
+            .method()
+            .map(|m| (m, found.session.multi_factor)),
         authenticated_at: Some(found.session.authenticated_at),
         tenant_id: found.session.tenant_id,
         user_id: found.session.user_id,
@@ -306,5 +319,6 @@ async fn authenticate_token(token: &str, state: &AppState) -> Result<Principal, 
         },
         mfa_satisfied: true,
         authenticated_at: None,
+        strength: None,
     })
 }

@@ -138,7 +138,6 @@ pub(crate) async fn start_registration(
     let exclude = existing
         .iter()
         .filter_map(|p| URL_SAFE_NO_PAD.decode(&p.credential_id).ok())
-        .map(Into::into)
         .collect::<Vec<_>>();
     let (mut options, reg) = wa
         .start_passkey_registration(

@@ -87,7 +87,7 @@ pub(crate) async fn sign_in_with_password(
     let ip_key = meta.client_ip.to_string();
     // The audit trail keeps what was typed only if it is an email address: a
     // password pasted into the wrong field must not be stored for ever.
-    let audit_email = Email::parse(&email)
+    let audit_email = Email::parse(email)
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|_| "<not an email address>".to_owned());
     // Check and count the attempt in one step, before the (slow) password check,
@@ -110,8 +110,8 @@ pub(crate) async fn sign_in_with_password(
     };
     if let Some(secs) = locked {
         let e = event(
-            &state,
-            &meta,
+            state,
+            meta,
             None,
             Actor::anonymous(),
             actions::AUTH_LOGIN_FAILED,
@@ -127,7 +127,7 @@ pub(crate) async fn sign_in_with_password(
         ));
     }
 
-    let creds = match Email::parse(&email) {
+    let creds = match Email::parse(email) {
         Ok(email) => state.store().find_user_by_email(&email).await?,
         Err(_) => None,
     };
@@ -135,7 +135,7 @@ pub(crate) async fn sign_in_with_password(
         .as_ref()
         .and_then(|c| c.password_hash.clone())
         .map(PhcString::from_stored);
-    let verdict = verify_off_runtime(&state, password, stored).await?;
+    let verdict = verify_off_runtime(state, password, stored).await?;
 
     let failure = match (&creds, &verdict) {
         (None, _) => Some("unknown_user"),
@@ -147,8 +147,8 @@ pub(crate) async fn sign_in_with_password(
     if let Some(reason) = failure {
         let tenant = creds.as_ref().map(|c| c.user.tenant_id.clone());
         let mut e = event(
-            &state,
-            &meta,
+            state,
+            meta,
             tenant.as_ref(),
             Actor::anonymous(),
             actions::AUTH_LOGIN_FAILED,
@@ -189,19 +189,19 @@ pub(crate) async fn sign_in_with_password(
         .is_empty();
     if has_passkey {
         let (options, cookie) =
-            crate::passkeys::start_assertion(&state, CeremonyKind::SecondFactor, None, Some(&user))
+            crate::passkeys::start_assertion(state, CeremonyKind::SecondFactor, None, Some(&user))
                 .await?;
         return Ok(PasswordSignIn::SecondFactor { options, cookie });
     }
-    let session = crate::passkeys::new_session(&state, &meta, &user, AuthMethod::Password, false)?;
+    let session = crate::passkeys::new_session(state, meta, &user, AuthMethod::Password, false)?;
     let actor = Actor {
         kind: ward_core::audit::ActorKind::User,
         id: Some(user.id.to_string()),
         label: user.email.as_str().to_owned(),
     };
     let e = event(
-        &state,
-        &meta,
+        state,
+        meta,
         Some(&user.tenant_id),
         actor,
         actions::AUTH_LOGIN,

@@ -305,6 +305,15 @@ pub(crate) async fn set_mfa_policy(
     principal.require(Permission::ManageSettings)?;
     principal.require_recent_authentication(&state)?;
     let policy = MfaPolicy::parse(&req.policy)?;
+    // An Admin whose own session would not meet the new policy would shut
+    // themselves out of the settings they just changed: verify first.
+    if !principal.meets(policy) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "would_lock_out",
+            "your own session does not meet this policy: register a passkey and confirm with it first",
+        ));
+    }
     change_mfa_policy(&state, &meta, &principal, policy).await?;
     Ok(Json(MfaPolicyView {
         policy: policy.as_str().to_owned(),

@@ -153,7 +153,7 @@ pub(crate) async fn security(
                     @for p in MfaPolicy::ALL {
                         div {
                             input type="radio" name="policy" id=(format!("mfa-{}", p.as_str())) value=(p.as_str()) checked[p == policy];
-                            label for=(format!("mfa-{}", p.as_str())) style="display:inline;font-weight:normal" { (describe(p)) }
+                            label for=(format!("mfa-{}", p.as_str())) .choice { (describe(p)) }
                         }
                     }
                 }

@@ -227,6 +227,28 @@ async fn mfa_policy_restricts_until_verified_and_keeps_the_last_passkey(
         )
         .await;
     expect_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    // An Admin signed in with a password alone would lock themselves out.
+    let r = app
+        .send_json(
+            Method::PUT,
+            "/api/v1/company/mfa-policy",
+            &admin.auth,
+            json!({"policy": "require_mfa"}),
+        )
+        .await;
+    expect_problem(r, StatusCode::CONFLICT, "would_lock_out").await;
+    let admin_session = cookie_of(&admin.auth);
+    let mut admin_key = SoftAuthenticator::new();
+    register(&app, &admin_session, &mut admin_key).await;
+    let r = assert_with(
+        &app,
+        "/api/v1/auth/reauth/passkey/start",
+        "/api/v1/auth/reauth/passkey/finish",
+        Some(&admin_session),
+        &mut admin_key,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = app
         .send_json(
             Method::PUT,
@@ -282,28 +304,6 @@ async fn mfa_policy_restricts_until_verified_and_keeps_the_last_passkey(
         .await
         .expect("send");
     expect_problem(r, StatusCode::CONFLICT, "last_factor").await;
-    // The policy binds the Admin too: they verify with their own passkey first.
-    let r = app
-        .send_json(
-            Method::PUT,
-            "/api/v1/company/mfa-policy",
-            &admin.auth,
-            json!({"policy": "none"}),
-        )
-        .await;
-    expect_problem(r, StatusCode::FORBIDDEN, "mfa_required").await;
-    let admin_session = cookie_of(&admin.auth);
-    let mut admin_key = SoftAuthenticator::new();
-    register(&app, &admin_session, &mut admin_key).await;
-    let r = assert_with(
-        &app,
-        "/api/v1/auth/reauth/passkey/start",
-        "/api/v1/auth/reauth/passkey/finish",
-        Some(&admin_session),
-        &mut admin_key,
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = app
         .send_json(
             Method::PUT,
