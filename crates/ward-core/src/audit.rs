@@ -49,6 +49,10 @@ pub mod actions {
     pub const AUTH_REAUTHENTICATED: &str = "auth.reauthenticated";
     pub const AUTH_REAUTH_FAILED: &str = "auth.reauth_failed";
     pub const MFA_POLICY_CHANGED: &str = "company.mfa_policy_changed";
+    pub const AUTH_SSO_FAILED: &str = "auth.sso_failed";
+    pub const SSO_PROVIDER_CREATED: &str = "sso.provider_created";
+    pub const SSO_PROVIDER_UPDATED: &str = "sso.provider_updated";
+    pub const SSO_PROVIDER_DELETED: &str = "sso.provider_deleted";
 
     pub const ALL: &[&str] = &[
         INSTALLATION_INITIALIZED,
@@ -91,6 +95,10 @@ pub mod actions {
         AUTH_REAUTHENTICATED,
         AUTH_REAUTH_FAILED,
         MFA_POLICY_CHANGED,
+        AUTH_SSO_FAILED,
+        SSO_PROVIDER_CREATED,
+        SSO_PROVIDER_UPDATED,
+        SSO_PROVIDER_DELETED,
     ];
 }
 

@@ -69,6 +69,10 @@ id_type!(
     PasskeyId
 );
 id_type!(
+    /// A company's OpenID Connect identity provider.
+    SsoProviderId
+);
+id_type!(
     /// A sign-in ceremony in progress (WebAuthn challenge, OpenID Connect state).
     CeremonyId
 );

@@ -16,6 +16,7 @@ pub mod passkey;
 pub mod password_policy;
 pub mod rbac;
 pub mod session;
+pub mod sso;
 pub mod tenant;
 pub mod throttle;
 pub mod time;
@@ -24,7 +25,9 @@ pub mod user;
 
 pub use audit::{Actor, AuditEvent, AuditOutcome, RequestContext};
 pub use email::Email;
-pub use ids::{CeremonyId, EventId, PasskeyId, SessionId, TenantId, TokenId, UserId};
+pub use ids::{
+    CeremonyId, EventId, PasskeyId, SessionId, SsoProviderId, TenantId, TokenId, UserId,
+};
 pub use rbac::{Permission, Role};
 pub use time::Timestamp;
 

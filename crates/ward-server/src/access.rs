@@ -125,6 +125,30 @@ pub const ROUTES: &[RouteAccess] = &[
         Requires(P::ManageSettings),
         "recent re-authentication (cookie sessions)",
     ),
+    route(
+        "GET",
+        "/api/v1/sso/providers",
+        Requires(P::ManageSettings),
+        "own company only; client secrets never returned",
+    ),
+    route(
+        "POST",
+        "/api/v1/sso/providers",
+        Requires(P::ManageSettings),
+        "recent re-authentication; the secret is sealed with the settings key",
+    ),
+    route(
+        "PATCH",
+        "/api/v1/sso/providers/{id}",
+        Requires(P::ManageSettings),
+        "own company only; recent re-authentication",
+    ),
+    route(
+        "DELETE",
+        "/api/v1/sso/providers/{id}",
+        Requires(P::ManageSettings),
+        "own company only; recent re-authentication",
+    ),
     route("GET", "/api/v1/me", Requires(P::ReadOwnAccount), ""),
     route(
         "POST",

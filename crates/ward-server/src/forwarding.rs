@@ -503,7 +503,7 @@ pub struct ForwarderKeys {
 }
 
 impl ForwarderKeys {
-    fn for_version(&self, v: u32) -> Option<&SettingsKey> {
+    pub(crate) fn for_version(&self, v: u32) -> Option<&SettingsKey> {
         if v == self.master_version {
             return Some(&self.settings);
         }

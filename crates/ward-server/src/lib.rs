@@ -24,6 +24,7 @@ mod routes;
 mod serve;
 mod session_lookup;
 mod settings;
+pub mod sso;
 mod state;
 mod views;
 mod web;

@@ -32,6 +32,9 @@ pub struct ServerSettings {
     pub audit_sequencer: crate::audit_log::SequencerSettings,
     /// Audit forwarding cadence, backoff and alert threshold.
     pub audit_forwarding: crate::forwarding::ForwarderSettings,
+    /// Where browsers reach Ward (`scheme://host[:port]`): the base of the
+    /// OpenID Connect redirect URI.
+    pub public_url: String,
     /// WebAuthn relying party: passkeys are bound to this id and these origins.
     pub web_authn: WebAuthnSettings,
     /// How recent a sign-in or re-authentication must be for sensitive actions.
@@ -125,6 +128,7 @@ impl Default for ServerSettings {
             key_maintenance: crate::reencrypt::ReencryptSettings::default(),
             audit_sequencer: crate::audit_log::SequencerSettings::default(),
             audit_forwarding: crate::forwarding::ForwarderSettings::default(),
+            public_url: "http://localhost:8080".to_owned(),
             web_authn: WebAuthnSettings::default(),
             reauth: ward_core::mfa::ReauthWindow::default(),
         }

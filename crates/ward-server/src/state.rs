@@ -83,6 +83,8 @@ pub struct Inner {
     /// The WebAuthn relying party; `None` when its configuration is unusable
     /// (then passkey routes answer 503 and say why in the log).
     pub(crate) webauthn: Option<webauthn_rs::Webauthn>,
+    /// For identity providers (discovery, keys, code exchange); no redirects.
+    pub(crate) oidc_http: reqwest::Client,
 }
 
 impl std::ops::Deref for AppState {
@@ -128,6 +130,7 @@ impl AppState {
         };
         Self(Arc::new(Inner {
             webauthn,
+            oidc_http: crate::sso::http_client(),
             sessions: crate::session_lookup::SessionLookup::spawn(store.clone()),
             store,
             hash_permits: Semaphore::new(settings.password_hash_concurrency.max(1)),

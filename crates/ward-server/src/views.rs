@@ -563,3 +563,103 @@ mod tests {
         }
     }
 }
+
+/// A new OpenID Connect provider. `client_secret` is write-only.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsoProviderRequest {
+    pub name: String,
+    /// Issuer URL; discovery reads `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// Besides `openid`; default `["email", "profile"]`.
+    pub scopes: Option<Vec<String>>,
+    /// Default `groups`.
+    pub groups_claim: Option<String>,
+    /// `[{"group": "soc-leads", "role": "admin"}, ...]`
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub role_mappings: Option<Vec<ward_core::sso::RoleMapping>>,
+    /// Role of a provisioned user whose groups match no mapping: `admin`,
+    /// `user`, `viewer`, or `none` (refuse them). Default none.
+    pub default_role: Option<String>,
+    pub allowed_domains: Vec<String>,
+    /// Create accounts at first sign-in. Default false.
+    pub jit_provisioning: Option<bool>,
+    /// `acr` values that assert MFA.
+    pub mfa_acr_values: Option<Vec<String>>,
+}
+
+redacted_debug!(SsoProviderRequest { name, issuer, client_id; client_secret });
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSsoProviderRequest {
+    pub name: Option<String>,
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    /// A new secret; an empty string removes it.
+    pub client_secret: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub groups_claim: Option<String>,
+    /// `[{"group": "soc-leads", "role": "admin"}, ...]`
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub role_mappings: Option<Vec<ward_core::sso::RoleMapping>>,
+    pub default_role: Option<String>,
+    pub allowed_domains: Option<Vec<String>>,
+    pub jit_provisioning: Option<bool>,
+    pub mfa_acr_values: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+redacted_debug!(UpdateSsoProviderRequest { name, issuer, client_id, enabled; client_secret });
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SsoProviderView {
+    pub id: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// Whether a client secret is stored (it is never returned).
+    pub client_secret_set: bool,
+    pub scopes: Vec<String>,
+    pub groups_claim: String,
+    #[schema(value_type = Vec<Object>)]
+    pub role_mappings: Vec<ward_core::sso::RoleMapping>,
+    pub default_role: Option<String>,
+    pub allowed_domains: Vec<String>,
+    pub jit_provisioning: bool,
+    pub mfa_acr_values: Vec<String>,
+    pub enabled: bool,
+    /// Register this redirect URI at the provider.
+    pub redirect_uri: String,
+    /// Where users start signing in with this provider.
+    pub sign_in_url: String,
+}
+
+impl SsoProviderView {
+    pub fn new(p: &ward_core::sso::SsoProvider, secret_set: bool, public_url: &str) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            issuer: p.issuer.clone(),
+            client_id: p.client_id.clone(),
+            client_secret_set: secret_set,
+            scopes: p.scopes.clone(),
+            groups_claim: p.groups_claim.clone(),
+            role_mappings: p.role_mappings.clone(),
+            default_role: p.default_role.map(|r| r.as_str().to_owned()),
+            allowed_domains: p.allowed_domains.clone(),
+            jit_provisioning: p.jit_provisioning,
+            mfa_acr_values: p.mfa_acr_values.clone(),
+            enabled: p.enabled,
+            redirect_uri: format!("{public_url}/sso/callback"),
+            sign_in_url: format!("{public_url}/sso/{}", p.id),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SsoProviderList {
+    pub providers: Vec<SsoProviderView>,
+}

@@ -9,6 +9,7 @@ pub enum Conflict {
     SlugTaken,
     ConnectionNameTaken,
     SinkNameTaken,
+    ProviderNameTaken,
     AlreadyInitialized,
     Other,
 }
@@ -51,6 +52,10 @@ impl From<sqlx::Error> for StoreError {
                 Conflict::ConnectionNameTaken
             } else if text.contains("audit_sinks_name_key") || text.contains("audit_sinks.name") {
                 Conflict::SinkNameTaken
+            } else if text.contains("sso_providers_tenant_name_key")
+                || text.contains("sso_providers.tenant_id")
+            {
+                Conflict::ProviderNameTaken
             } else if text.contains("installation") {
                 Conflict::AlreadyInitialized
             } else {

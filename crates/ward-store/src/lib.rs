@@ -23,6 +23,7 @@ mod revoke;
 mod rows;
 mod sessions;
 mod snapshot;
+mod sso;
 mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -46,6 +47,7 @@ pub use keys::{KeyToRewrap, StoredKey};
 pub use migrate::MIGRATIONS;
 pub use passkeys::{PasskeyEffect, PasskeyRemoval, PasskeyUse, PasskeyUseRecord};
 pub use snapshot::SnapshotCounts;
+pub use sso::{SealedSecret, StoredSsoProvider};
 pub use users::UpdateOutcome;
 
 /// Which database engine a store runs on.

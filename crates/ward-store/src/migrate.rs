@@ -44,6 +44,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0005_sign_in.sqlite.sql"),
         postgres: include_str!("migrations/0005_sign_in.postgres.sql"),
     },
+    Migration {
+        version: 6,
+        name: "sso",
+        sqlite: include_str!("migrations/0006_sso.sqlite.sql"),
+        postgres: include_str!("migrations/0006_sso.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

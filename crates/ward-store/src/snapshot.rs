@@ -193,6 +193,22 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("last_used_at", Int),
         ],
     ),
+    (
+        "sso_providers",
+        &[
+            ("id", Text),
+            ("tenant_id", Text),
+            ("name", Text),
+            ("issuer", Text),
+            ("client_id", Text),
+            ("client_secret", Bytes),
+            ("secret_master_version", Int),
+            ("config", Text),
+            ("enabled", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    ),
 ];
 
 /// Rows per table in a snapshot, for reporting.

@@ -499,6 +499,7 @@ impl Settings {
             bail!("session.reauth_window_minutes: must be between 1 and 1440");
         }
         Ok(ServerSettings {
+            public_url: self.public_url()?,
             web_authn: self.web_authn()?,
             reauth: ward_core::mfa::ReauthWindow {
                 secs: self.session.reauth_window_minutes * 60,

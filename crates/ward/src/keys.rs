@@ -318,6 +318,41 @@ async fn reseal_settings_secrets(
             n += 1;
         }
     }
+    for p in inst.store.list_sso_providers(None).await? {
+        let Some(sealed) = &p.secret else { continue };
+        if sealed.master_version == new_version {
+            continue;
+        }
+        let id = &p.provider.id;
+        let secret = old_key
+            .open(
+                &sealed.bytes,
+                ward_server::sso::secret_context(id, sealed.master_version),
+            )
+            .map_err(|_| {
+                anyhow!(
+                    "the client secret of SSO provider {} does not open under the current master secret",
+                    p.provider.name
+                )
+            })?;
+        let resealed = ward_store::SealedSecret {
+            bytes: new_key
+                .seal(
+                    &secret,
+                    ward_server::sso::secret_context(id, new_version),
+                    &OsRandom,
+                )
+                .map_err(|e| anyhow!("sealing: {e}"))?,
+            master_version: new_version,
+        };
+        if inst
+            .store
+            .reseal_sso_secret(id, &sealed.bytes, &resealed)
+            .await?
+        {
+            n += 1;
+        }
+    }
     Ok(n)
 }
 
@@ -369,6 +404,13 @@ async fn verify(settings: &Settings, inst: &Installation) -> Result<()> {
     let mut settings_ok = 0u64;
     for sink in inst.store.list_audit_sinks().await? {
         match ward_server::forwarding::open_sink_secret(&forwarding, &sink) {
+            Ok(Some(_)) => settings_ok += 1,
+            Ok(None) => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    for p in inst.store.list_sso_providers(None).await? {
+        match ward_server::sso::open_provider_secret(&forwarding, &p) {
             Ok(Some(_)) => settings_ok += 1,
             Ok(None) => {}
             Err(e) => problems.push(e),

@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod passkeys;
 pub(crate) mod sessions;
+pub(crate) mod sso;
 pub(crate) mod tokens;
 pub(crate) mod users;
 
@@ -32,6 +33,8 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(passkeys::start_registration))
         .routes(routes!(passkeys::remove_passkey))
         .routes(routes!(passkeys::get_mfa_policy, passkeys::set_mfa_policy))
+        .routes(routes!(sso::list_providers, sso::create_provider))
+        .routes(routes!(sso::update_provider, sso::delete_provider))
         .routes(routes!(account::me))
         .routes(routes!(account::change_password))
         .routes(routes!(users::list_users, users::create_user))

@@ -13,7 +13,9 @@ use ward_core::mfa::MfaPolicy;
 use super::layout::{self, Section};
 use super::{after_post, clear_flash, read_flash};
 use crate::extract::{ApiJson, ApiQuery, Principal, RequestMeta};
-use crate::routes::{audit as api_audit, passkeys as api_passkeys, users as api_users};
+use crate::routes::{
+    audit as api_audit, passkeys as api_passkeys, sso as api_sso, users as api_users,
+};
 use crate::views::{AuditQuery, CreateUserRequest, UpdateUserRequest};
 use crate::{ApiError, AppState};
 
@@ -142,6 +144,7 @@ pub(crate) async fn security(
         MfaPolicy::RequireMfa => "Require MFA: a passkey, or MFA asserted by the identity provider",
         MfaPolicy::RequirePasskey => "Require a passkey",
     };
+    let providers = api_sso::list_providers(State(state.clone()), principal.clone()).await;
     let body = html! {
         section.panel aria-labelledby="mfa" {
             h2 #mfa { "Multi-factor sign-in" }
@@ -158,6 +161,74 @@ pub(crate) async fn security(
                     }
                 }
                 p { button type="submit" { "Save policy" } }
+            }
+        }
+        section.panel aria-labelledby="sso" {
+            h2 #sso { "Single sign-on (OpenID Connect)" }
+            @match &providers {
+                Ok(Json(list)) => {
+                    @if list.providers.is_empty() {
+                        p.muted { "No identity providers yet." }
+                    }
+                    @for p in &list.providers {
+                        div.provider {
+                            h3 { (p.name) @if !p.enabled { " (turned off)" } }
+                            table {
+                                tbody {
+                                    tr { th scope="row" { "Issuer" } td { (p.issuer) } }
+                                    tr { th scope="row" { "Client id" } td { (p.client_id) " · secret " (if p.client_secret_set { "stored" } else { "none (public client)" }) } }
+                                    tr { th scope="row" { "Email domains" } td { (p.allowed_domains.join(", ")) } }
+                                    tr { th scope="row" { "Provisioning" } td { (if p.jit_provisioning { "accounts created at first sign-in" } else { "existing accounts only" }) } }
+                                    tr { th scope="row" { "Roles from groups" } td {
+                                        @for m in &p.role_mappings { (m.group) " → " (m.role.as_str()) "; " }
+                                        "otherwise " (p.default_role.as_deref().unwrap_or("refused"))
+                                    } }
+                                    tr { th scope="row" { "Redirect URI" } td { code { (p.redirect_uri) } } }
+                                    tr { th scope="row" { "Sign-in link" } td { a href=(p.sign_in_url) { (p.sign_in_url) } } }
+                                }
+                            }
+                            form method="post" action=(format!("/admin/security/sso/{}", p.id)) {
+                                input type="hidden" name="enabled" value=(if p.enabled { "false" } else { "true" });
+                                button.secondary type="submit" { (if p.enabled { "Turn off" } else { "Turn on" }) }
+                            }
+                            " "
+                            form method="post" action=(format!("/admin/security/sso/{}/delete", p.id)) {
+                                button.danger type="submit" aria-label=(format!("Delete provider {}", p.name)) { "Delete" }
+                            }
+                        }
+                    }
+                    h3 { "Add a provider" }
+                    p.muted { "Presets for Okta, Microsoft Entra ID and Google Workspace are in docs/sign-in.md." }
+                    form method="post" action="/admin/security/sso" {
+                        label for="sso-name" { "Name (shown to users)" }
+                        input #sso-name type="text" name="name" required maxlength="100";
+                        label for="sso-issuer" { "Issuer URL" }
+                        input #sso-issuer type="text" name="issuer" required placeholder="https://acme.okta.com";
+                        label for="sso-client-id" { "Client id" }
+                        input #sso-client-id type="text" name="client_id" required;
+                        label for="sso-client-secret" { "Client secret" }
+                        input #sso-client-secret type="password" name="client_secret" autocomplete="off";
+                        label for="sso-scopes" { "Scopes (besides openid)" }
+                        input #sso-scopes type="text" name="scopes" value="email profile";
+                        label for="sso-domains" { "Allowed email domains (comma-separated)" }
+                        input #sso-domains type="text" name="allowed_domains" required;
+                        label for="sso-groups-claim" { "Groups claim" }
+                        input #sso-groups-claim type="text" name="groups_claim" value="groups";
+                        label for="sso-mappings" { "Group → role, one per line (group=role)" }
+                        textarea #sso-mappings name="role_mappings" rows="3" placeholder="soc-leads=admin" {}
+                        label for="sso-default-role" { "Role when no group matches" }
+                        select #sso-default-role name="default_role" {
+                            option value="none" { "refuse the sign-in" }
+                            @for r in ward_core::Role::ALL { option value=(r.as_str()) { (r.as_str()) } }
+                        }
+                        div {
+                            input #sso-jit type="checkbox" name="jit_provisioning" value="true";
+                            label.choice for="sso-jit" { "Create accounts at first sign-in (just-in-time provisioning)" }
+                        }
+                        p { button type="submit" { "Add provider" } }
+                    }
+                }
+                Err(e) => { p.muted { (e.detail) } }
             }
         }
     };
@@ -273,4 +344,112 @@ pub(crate) async fn audit(
     )
     .into_response();
     Ok(with_flash_cleared(r, flash.is_some()))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ProviderForm {
+    name: String,
+    issuer: String,
+    client_id: String,
+    client_secret: Option<String>,
+    scopes: Option<String>,
+    allowed_domains: String,
+    groups_claim: Option<String>,
+    role_mappings: Option<String>,
+    default_role: Option<String>,
+    jit_provisioning: Option<bool>,
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n', '\r', '\t'])
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `group=role` lines; a bad line is reported as a field error.
+fn mappings(text: &str) -> Result<Vec<ward_core::sso::RoleMapping>, ApiError> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (group, role) = l.rsplit_once('=').ok_or_else(|| {
+                ApiError::invalid_field(ward_core::InvalidField::new(
+                    "role_mappings",
+                    format!("{l:?} is not group=role"),
+                ))
+            })?;
+            Ok(ward_core::sso::RoleMapping {
+                group: group.trim().to_owned(),
+                role: ward_core::Role::parse(role)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn create_provider(
+    state: State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Form(f): Form<ProviderForm>,
+) -> Response {
+    let role_mappings = match mappings(f.role_mappings.as_deref().unwrap_or_default()) {
+        Ok(m) => m,
+        Err(e) => return after_post::<()>("/admin/security", Err(e), ""),
+    };
+    let req = crate::views::SsoProviderRequest {
+        name: f.name,
+        issuer: f.issuer,
+        client_id: f.client_id,
+        client_secret: f.client_secret.filter(|s| !s.is_empty()),
+        scopes: f.scopes.map(|s| words(&s)),
+        groups_claim: f.groups_claim.filter(|s| !s.trim().is_empty()),
+        role_mappings: Some(role_mappings),
+        default_role: f.default_role,
+        allowed_domains: words(&f.allowed_domains),
+        jit_provisioning: Some(f.jit_provisioning.unwrap_or(false)),
+        mfa_acr_values: None,
+    };
+    let result = api_sso::create_provider(state, meta, principal, ApiJson(req)).await;
+    after_post("/admin/security", result, "Identity provider added.")
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ProviderToggle {
+    enabled: bool,
+}
+
+pub(crate) async fn update_provider(
+    state: State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    id: Path<String>,
+    Form(f): Form<ProviderToggle>,
+) -> Response {
+    let req = crate::views::UpdateSsoProviderRequest {
+        name: None,
+        issuer: None,
+        client_id: None,
+        client_secret: None,
+        scopes: None,
+        groups_claim: None,
+        role_mappings: None,
+        default_role: None,
+        allowed_domains: None,
+        jit_provisioning: None,
+        mfa_acr_values: None,
+        enabled: Some(f.enabled),
+    };
+    let result = api_sso::update_provider(state, meta, principal, id, ApiJson(req)).await;
+    after_post("/admin/security", result, "Identity provider updated.")
+}
+
+pub(crate) async fn delete_provider(
+    state: State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    id: Path<String>,
+) -> Response {
+    let result = api_sso::delete_provider(state, meta, principal, id).await;
+    after_post("/admin/security", result, "Identity provider deleted.")
 }

@@ -7,6 +7,7 @@ mod admin;
 mod assets;
 mod layout;
 mod signin;
+mod sso;
 
 use axum::Router;
 use axum::extract::Request;
@@ -42,6 +43,15 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/security", get(admin::security))
         .route("/admin/security/mfa", post(admin::set_mfa_policy))
         .route("/audit", get(admin::audit))
+        .route("/sso", post(sso::choose))
+        .route("/sso/callback", get(sso::callback))
+        .route("/sso/{id}", get(sso::start))
+        .route("/admin/security/sso", post(admin::create_provider))
+        .route("/admin/security/sso/{id}", post(admin::update_provider))
+        .route(
+            "/admin/security/sso/{id}/delete",
+            post(admin::delete_provider),
+        )
         .route("/static/{name}", get(assets::serve))
 }
 

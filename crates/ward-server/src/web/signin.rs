@@ -32,6 +32,11 @@ pub(crate) async fn page(headers: HeaderMap) -> Response {
         h2 { "Or" }
         (passkey_error_box())
         p { button.secondary type="button" data-passkey-signin { "Sign in with a passkey" } }
+        form method="post" action="/sso" {
+            label for="sso-email" { "Single sign-on: your work email" }
+            input #sso-email type="email" name="email" autocomplete="username";
+            p { button.secondary type="submit" { "Continue with single sign-on" } }
+        }
     };
     let mut r = layout::bare("Sign in", flash.as_ref(), body).into_response();
     if flash.is_some() {

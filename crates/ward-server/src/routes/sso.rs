@@ -1,0 +1,257 @@
+//! A company's OpenID Connect providers (Admin, recent re-authentication for
+//! changes). Client secrets are write-only: sealed on arrival, never returned.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::json;
+use ward_core::audit::actions;
+use ward_core::sso::{
+    SsoProvider, check_claim_name, check_client_id, check_domains, check_issuer, check_mappings,
+    check_provider_name, check_scopes,
+};
+use ward_core::{InvalidField, Permission, Role, SsoProviderId};
+use ward_store::Conflict;
+
+use super::event;
+use crate::extract::{ApiJson, Principal, RequestMeta};
+use crate::sso::seal_client_secret;
+use crate::views::{
+    SsoProviderList, SsoProviderRequest, SsoProviderView, UpdateSsoProviderRequest,
+};
+use crate::{ApiError, AppState};
+
+fn name_taken(e: ward_store::StoreError) -> ApiError {
+    match e {
+        ward_store::StoreError::Conflict(Conflict::ProviderNameTaken) => ApiError::new(
+            StatusCode::CONFLICT,
+            "name_taken",
+            "the company already has a provider with this name",
+        ),
+        other => other.into(),
+    }
+}
+
+fn default_role(text: Option<&str>) -> Result<Option<Role>, InvalidField> {
+    match text.map(str::trim) {
+        None | Some("") | Some("none") => Ok(None),
+        Some(r) => Role::parse(r)
+            .map(Some)
+            .map_err(|_| InvalidField::new("default_role", "must be admin, user, viewer or none")),
+    }
+}
+
+/// The company's providers.
+#[utoipa::path(get, path = "/api/v1/sso/providers", tag = "sso",
+    responses((status = 200, body = SsoProviderList), (status = 403, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn list_providers(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<SsoProviderList>, ApiError> {
+    principal.require(Permission::ManageSettings)?;
+    let providers = state
+        .store()
+        .list_sso_providers(Some(&principal.tenant_id))
+        .await?;
+    Ok(Json(SsoProviderList {
+        providers: providers
+            .iter()
+            .map(|p| {
+                SsoProviderView::new(&p.provider, p.secret.is_some(), &state.settings.public_url)
+            })
+            .collect(),
+    }))
+}
+
+/// Adds a provider (discovery is not contacted here; the first sign-in is).
+#[utoipa::path(post, path = "/api/v1/sso/providers", tag = "sso", request_body = SsoProviderRequest,
+    responses((status = 201, body = SsoProviderView), (status = 403, body = crate::Problem),
+        (status = 409, body = crate::Problem, description = "`name_taken`"), (status = 422, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn create_provider(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    ApiJson(req): ApiJson<SsoProviderRequest>,
+) -> Result<(StatusCode, Json<SsoProviderView>), ApiError> {
+    principal.require(Permission::ManageSettings)?;
+    principal.require_recent_authentication(&state)?;
+    let now = state.now();
+    let p = SsoProvider {
+        id: SsoProviderId::from_random(state.random_id_bytes()?),
+        tenant_id: principal.tenant_id.clone(),
+        name: check_provider_name(&req.name)?,
+        issuer: check_issuer(&req.issuer)?,
+        client_id: check_client_id(&req.client_id)?,
+        scopes: check_scopes(
+            &req.scopes
+                .unwrap_or_else(|| vec!["email".into(), "profile".into()]),
+        )?,
+        groups_claim: check_claim_name(req.groups_claim.as_deref().unwrap_or("groups"))?,
+        role_mappings: check_mappings(&req.role_mappings.unwrap_or_default())?,
+        default_role: default_role(req.default_role.as_deref())?,
+        allowed_domains: check_domains(&req.allowed_domains)?,
+        jit_provisioning: req.jit_provisioning.unwrap_or(false),
+        mfa_acr_values: req.mfa_acr_values.unwrap_or_default(),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    let secret = match req.client_secret.as_deref() {
+        Some(s) if !s.is_empty() => Some(seal_client_secret(&state, &p.id, s)?),
+        _ => None,
+    };
+    let e = event(
+        &state,
+        &meta,
+        Some(&p.tenant_id),
+        principal.actor(),
+        actions::SSO_PROVIDER_CREATED,
+    )?
+    .target("sso_provider", p.id.to_string())
+    .details(json!({
+        "name": p.name, "issuer": p.issuer, "client_id": p.client_id,
+        "client_secret_set": secret.is_some(), "allowed_domains": p.allowed_domains,
+        "jit_provisioning": p.jit_provisioning,
+    }));
+    state
+        .store()
+        .create_sso_provider(&p, secret.as_ref(), &e)
+        .await
+        .map_err(name_taken)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SsoProviderView::new(
+            &p,
+            secret.is_some(),
+            &state.settings.public_url,
+        )),
+    ))
+}
+
+/// Changes a provider; only the fields given. A new `client_secret` replaces the old.
+#[utoipa::path(patch, path = "/api/v1/sso/providers/{id}", tag = "sso", request_body = UpdateSsoProviderRequest,
+    params(("id" = String, Path)),
+    responses((status = 200, body = SsoProviderView), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn update_provider(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateSsoProviderRequest>,
+) -> Result<Json<SsoProviderView>, ApiError> {
+    principal.require(Permission::ManageSettings)?;
+    principal.require_recent_authentication(&state)?;
+    let id = SsoProviderId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let stored = state
+        .store()
+        .find_sso_provider(&id)
+        .await?
+        .filter(|p| p.provider.tenant_id == principal.tenant_id)
+        .ok_or_else(ApiError::not_found)?;
+    let mut p = stored.provider;
+    if let Some(n) = &req.name {
+        p.name = check_provider_name(n)?;
+    }
+    if let Some(i) = &req.issuer {
+        p.issuer = check_issuer(i)?;
+    }
+    if let Some(c) = &req.client_id {
+        p.client_id = check_client_id(c)?;
+    }
+    if let Some(s) = &req.scopes {
+        p.scopes = check_scopes(s)?;
+    }
+    if let Some(g) = &req.groups_claim {
+        p.groups_claim = check_claim_name(g)?;
+    }
+    if let Some(m) = &req.role_mappings {
+        p.role_mappings = check_mappings(m)?;
+    }
+    if let Some(r) = &req.default_role {
+        p.default_role = default_role(Some(r))?;
+    }
+    if let Some(d) = &req.allowed_domains {
+        p.allowed_domains = check_domains(d)?;
+    }
+    if let Some(j) = req.jit_provisioning {
+        p.jit_provisioning = j;
+    }
+    if let Some(a) = &req.mfa_acr_values {
+        p.mfa_acr_values = a.clone();
+    }
+    if let Some(e) = req.enabled {
+        p.enabled = e;
+    }
+    p.updated_at = state.now();
+    let secret = match req.client_secret.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(s) => Some(Some(seal_client_secret(&state, &p.id, s)?)),
+    };
+    let has_secret = match &secret {
+        Some(s) => s.is_some(),
+        None => stored.secret.is_some(),
+    };
+    let e = event(
+        &state,
+        &meta,
+        Some(&p.tenant_id),
+        principal.actor(),
+        actions::SSO_PROVIDER_UPDATED,
+    )?
+    .target("sso_provider", p.id.to_string())
+    .details(json!({
+        "name": p.name, "issuer": p.issuer, "enabled": p.enabled,
+        "client_secret_replaced": secret.is_some(), "allowed_domains": p.allowed_domains,
+        "jit_provisioning": p.jit_provisioning,
+    }));
+    let done = state
+        .store()
+        .update_sso_provider(&p, secret.as_ref().map(Option::as_ref), &e)
+        .await
+        .map_err(name_taken)?;
+    if !done {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(SsoProviderView::new(
+        &p,
+        has_secret,
+        &state.settings.public_url,
+    )))
+}
+
+/// Removes a provider. Users it provisioned keep their accounts.
+#[utoipa::path(delete, path = "/api/v1/sso/providers/{id}", tag = "sso",
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn delete_provider(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Permission::ManageSettings)?;
+    principal.require_recent_authentication(&state)?;
+    let id = SsoProviderId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::SSO_PROVIDER_DELETED,
+    )?
+    .target("sso_provider", id.to_string());
+    if state
+        .store()
+        .delete_sso_provider(&principal.tenant_id, &id, &e)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}

@@ -1,0 +1,629 @@
+//! OpenID Connect single sign-on (authorization code flow with PKCE S256, state
+//! and nonce), with the `openidconnect` crate. The provider's metadata and keys
+//! are discovered at every sign-in, so a rotated signing key is picked up at once.
+//! The ID token is checked for issuer, audience, expiry, nonce and a signature by
+//! one of the provider's keys with an asymmetric algorithm (`none` and HMAC are
+//! refused). Each refusal is audited with its reason and shown as one clear line.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
+    TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use ward_core::audit::actions;
+use ward_core::mfa::{AuthMethod, idp_asserted_mfa};
+use ward_core::passkey::{Ceremony, CeremonyKind};
+use ward_core::session::Session;
+use ward_core::sso::SsoProvider;
+use ward_core::user::User;
+use ward_core::{Actor, Email, SsoProviderId, UserId};
+use ward_crypto::SettingsContext;
+use ward_store::{SealedSecret, StoredSsoProvider};
+use zeroize::Zeroizing;
+
+use crate::extract::RequestMeta;
+use crate::routes::event;
+use crate::{ApiError, AppState};
+
+/// Signature algorithms accepted on ID tokens: asymmetric only. `none` is never
+/// accepted; HMAC (keyed with the client secret) is not offered either.
+const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// The HTTP client for identity providers: no redirects (the `openidconnect`
+/// crate's guidance against SSRF through redirects), short timeouts.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct HttpError(String);
+
+/// `openidconnect`'s async HTTP interface over Ward's reqwest client.
+fn oidc_http(
+    client: reqwest::Client,
+) -> impl Fn(
+    openidconnect::HttpRequest,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<openidconnect::HttpResponse, HttpError>> + Send>,
+> {
+    move |req: openidconnect::HttpRequest| {
+        let client = client.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let mut r = client
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| HttpError(e.without_url().to_string()))?;
+            let mut resp = openidconnect::http::Response::builder().status(r.status());
+            if let Some(h) = resp.headers_mut() {
+                *h = std::mem::take(r.headers_mut());
+            }
+            let body = r
+                .bytes()
+                .await
+                .map_err(|e| HttpError(e.without_url().to_string()))?;
+            if body.len() > 1024 * 1024 {
+                return Err(HttpError("response larger than 1 MiB".into()));
+            }
+            resp.body(body.to_vec())
+                .map_err(|e| HttpError(e.to_string()))
+        })
+    }
+}
+
+/// Why an SSO sign-in failed: a stable reason for the audit trail and a message
+/// for the person at the browser.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SsoFailure {
+    pub reason: &'static str,
+    pub message: &'static str,
+}
+
+const fn failure(reason: &'static str, message: &'static str) -> SsoFailure {
+    SsoFailure { reason, message }
+}
+
+const UNREACHABLE: SsoFailure = failure(
+    "provider_unreachable",
+    "the identity provider could not be reached; try again later or ask your administrator",
+);
+const WRONG_STATE: SsoFailure = failure(
+    "wrong_state",
+    "this sign-in answer does not belong to the sign-in this browser started; start again",
+);
+const EXCHANGE_FAILED: SsoFailure = failure(
+    "code_exchange_failed",
+    "the identity provider did not accept the sign-in code (already used or expired); start again",
+);
+
+fn id_token_failure(e: &ClaimsVerificationError) -> SsoFailure {
+    use ClaimsVerificationError as C;
+    use SignatureVerificationError as S;
+    match e {
+        C::Expired(_) => failure(
+            "id_token_expired",
+            "the identity provider's token has expired; start again",
+        ),
+        C::InvalidAudience(_) => failure(
+            "wrong_audience",
+            "the identity provider's token was issued for another application",
+        ),
+        C::InvalidIssuer(_) => failure(
+            "wrong_issuer",
+            "the identity provider's token comes from another issuer",
+        ),
+        C::InvalidNonce(_) => failure(
+            "wrong_nonce",
+            "the identity provider's token does not belong to this sign-in",
+        ),
+        C::SignatureVerification(S::NoSignature) => failure(
+            "unsigned_token",
+            "the identity provider's token is not signed",
+        ),
+        C::SignatureVerification(S::DisallowedAlg(_) | S::UnsupportedAlg(_)) => failure(
+            "disallowed_algorithm",
+            "the identity provider's token uses a signature algorithm Ward does not accept",
+        ),
+        C::SignatureVerification(S::NoMatchingKey | S::AmbiguousKeyId(_)) => failure(
+            "unknown_signing_key",
+            "the identity provider's token is signed by a key it does not publish",
+        ),
+        C::SignatureVerification(_) => failure(
+            "bad_signature",
+            "the identity provider's token signature is not valid",
+        ),
+        _ => failure(
+            "invalid_id_token",
+            "the identity provider's token is not valid",
+        ),
+    }
+}
+
+/// The server half of an SSO sign-in.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    provider: SsoProviderId,
+    state: String,
+    nonce: String,
+    pkce_verifier: String,
+}
+
+/// Seals a client secret for storage.
+pub(crate) fn seal_client_secret(
+    state: &AppState,
+    provider: &SsoProviderId,
+    secret: &str,
+) -> Result<SealedSecret, ApiError> {
+    let keys = &state.keys.forwarding;
+    let bytes = keys
+        .settings
+        .seal(
+            secret.as_bytes(),
+            secret_context(provider, keys.master_version),
+            state.rng.as_ref(),
+        )
+        .map_err(|_| ApiError::internal())?;
+    Ok(SealedSecret {
+        bytes,
+        master_version: keys.master_version,
+    })
+}
+
+pub fn secret_context(provider: &SsoProviderId, master_version: u32) -> SettingsContext<'_> {
+    SettingsContext {
+        owner_kind: "sso_provider",
+        owner_id: provider.as_str(),
+        field: "client_secret",
+        master_version,
+    }
+}
+
+fn open_client_secret(
+    state: &AppState,
+    p: &StoredSsoProvider,
+) -> Result<Option<Zeroizing<String>>, ApiError> {
+    open_provider_secret(&state.keys.forwarding, p).map_err(|e| {
+        tracing::error!(error = %e, "sso client secret");
+        ApiError::internal()
+    })
+}
+
+/// Opens a provider's sealed client secret (also used by `ward keys verify`).
+pub fn open_provider_secret(
+    keys: &crate::forwarding::ForwarderKeys,
+    p: &StoredSsoProvider,
+) -> Result<Option<Zeroizing<String>>, String> {
+    let Some(sealed) = &p.secret else {
+        return Ok(None);
+    };
+    let v = sealed.master_version;
+    let key = keys.for_version(v).ok_or_else(|| {
+        format!(
+            "the client secret of SSO provider {} is sealed under master version {v}, which is not configured",
+            p.provider.name
+        )
+    })?;
+    let plain = key
+        .open(&sealed.bytes, secret_context(&p.provider.id, v))
+        .map_err(|_| {
+            format!(
+                "the client secret of SSO provider {} does not open",
+                p.provider.name
+            )
+        })?;
+    String::from_utf8(plain.to_vec())
+        .map(|s| Some(Zeroizing::new(s)))
+        .map_err(|_| {
+            format!(
+                "the client secret of SSO provider {} is not text",
+                p.provider.name
+            )
+        })
+}
+
+fn redirect_uri(state: &AppState) -> Result<RedirectUrl, ApiError> {
+    RedirectUrl::new(format!("{}/sso/callback", state.settings.public_url))
+        .map_err(|_| ApiError::internal())
+}
+
+async fn discover(state: &AppState, p: &SsoProvider) -> Result<CoreProviderMetadata, SsoFailure> {
+    let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|_| UNREACHABLE)?;
+    CoreProviderMetadata::discover_async(issuer, &oidc_http(state.oidc_http.clone()))
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %p.id, error = %e, "identity provider discovery failed");
+            UNREACHABLE
+        })
+}
+
+/// Starts a sign-in: the provider's authorization URL and the ceremony cookie.
+pub(crate) async fn start(
+    state: &AppState,
+    meta: &RequestMeta,
+    provider: &StoredSsoProvider,
+) -> Result<(String, HeaderValue), ApiError> {
+    let p = &provider.provider;
+    if !p.enabled {
+        return Err(refuse(
+            state,
+            meta,
+            p,
+            None,
+            failure("provider_disabled", "this sign-in option is turned off"),
+        )
+        .await);
+    }
+    let metadata = match discover(state, p).await {
+        Ok(m) => m,
+        Err(f) => return Err(refuse(state, meta, p, None, f).await),
+    };
+    let secret = open_client_secret(state, provider)?;
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(p.client_id.clone()),
+        secret.map(|s| ClientSecret::new(s.to_string())),
+    )
+    .set_redirect_uri(redirect_uri(state)?);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for s in &p.scopes {
+        request = request.add_scope(Scope::new(s.clone()));
+    }
+    let (url, csrf, nonce) = request.url();
+    let pending = Pending {
+        provider: p.id.clone(),
+        state: csrf.secret().clone(),
+        nonce: nonce.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+    };
+    let cookie =
+        crate::passkeys::begin(state, CeremonyKind::OidcSignIn, None, None, &pending).await?;
+    Ok((url.to_string(), cookie))
+}
+
+/// What the provider sends back to `/sso/callback`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Finishes a sign-in: checks the state against this browser's ceremony,
+/// exchanges the code (with the PKCE verifier), verifies the ID token, applies
+/// the company's rules (domains, provisioning, roles), and opens a session.
+pub(crate) async fn finish(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    cb: Callback,
+) -> Result<(User, Session), ApiError> {
+    let ceremony = take_ceremony(state, headers).await?;
+    let pending: Pending =
+        serde_json::from_str(&ceremony.state).map_err(|_| ApiError::internal())?;
+    let provider = state
+        .store()
+        .find_sso_provider(&pending.provider)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "sso_failed",
+                "this sign-in option no longer exists",
+            )
+        })?;
+    let p = &provider.provider;
+    let refused = |f| refuse(state, meta, p, None, f);
+    // The state is compared in constant time: it is the only thing tying the
+    // answer to this browser's request.
+    let state_ok = cb.state.as_deref().is_some_and(|s| {
+        subtle::ConstantTimeEq::ct_eq(s.as_bytes(), pending.state.as_bytes()).into()
+    });
+    if !state_ok {
+        return Err(refused(WRONG_STATE).await);
+    }
+    if cb.error.is_some() {
+        return Err(refused(failure(
+            "provider_refused",
+            "the identity provider did not sign you in",
+        ))
+        .await);
+    }
+    let Some(code) = cb.code else {
+        return Err(refused(EXCHANGE_FAILED).await);
+    };
+    let metadata = match discover(state, p).await {
+        Ok(m) => m,
+        Err(f) => return Err(refused(f).await),
+    };
+    let secret = open_client_secret(state, &provider)?;
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(p.client_id.clone()),
+        secret.map(|s| ClientSecret::new(s.to_string())),
+    )
+    .set_redirect_uri(redirect_uri(state)?);
+    let http = oidc_http(state.oidc_http.clone());
+    let exchange = match client.exchange_code(AuthorizationCode::new(code)) {
+        Ok(x) => x,
+        Err(_) => return Err(refused(EXCHANGE_FAILED).await),
+    };
+    let tokens = match exchange
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+        .request_async(&http)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(provider = %p.id, error = %e, "code exchange failed");
+            let f = if matches!(e, openidconnect::RequestTokenError::Request(_)) {
+                UNREACHABLE
+            } else {
+                EXCHANGE_FAILED
+            };
+            return Err(refused(f).await);
+        }
+    };
+    let Some(id_token) = tokens.id_token() else {
+        return Err(refused(failure(
+            "no_id_token",
+            "the identity provider sent no ID token",
+        ))
+        .await);
+    };
+    let now_ms = state.now().millis();
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(ALLOWED_ALGS)
+        .set_time_fn(move || chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default());
+    let claims = match id_token.claims(&verifier, &Nonce::new(pending.nonce.clone())) {
+        Ok(c) => c,
+        Err(e) => return Err(refused(id_token_failure(&e)).await),
+    };
+    // Custom claims (groups) from the verified token's payload.
+    let payload = verified_payload(&id_token.to_string());
+    let Some(email) = claims.email().and_then(|e| Email::parse(e.as_str()).ok()) else {
+        return Err(refused(failure(
+            "email_missing",
+            "the identity provider did not share a valid email address (add the email scope)",
+        ))
+        .await);
+    };
+    if claims.email_verified() == Some(false) {
+        return Err(refused(failure(
+            "email_unverified",
+            "the identity provider has not verified this email address",
+        ))
+        .await);
+    }
+    let with_email = |f| refuse(state, meta, p, Some(email.as_str()), f);
+    if !p.allows_email(&email) {
+        return Err(with_email(failure(
+            "domain_not_allowed",
+            "this email domain may not sign in through this provider",
+        ))
+        .await);
+    }
+    let amr: Vec<String> = claims
+        .auth_method_refs()
+        .map(|v| v.iter().map(|a| a.as_str().to_owned()).collect())
+        .unwrap_or_default();
+    let acr = claims.auth_context_ref().map(|a| a.as_str().to_owned());
+    let multi_factor = idp_asserted_mfa(&amr, acr.as_deref(), &p.mfa_acr_values);
+    let groups = groups(&payload, &p.groups_claim);
+
+    let user = match state.store().find_user_by_email(&email).await? {
+        Some(c) if c.user.tenant_id != p.tenant_id => {
+            return Err(with_email(failure(
+                "account_in_other_company",
+                "this email belongs to an account of another company",
+            ))
+            .await);
+        }
+        Some(c) if c.user.disabled => {
+            return Err(with_email(failure("disabled", "this account is disabled")).await);
+        }
+        Some(c) => (c.user, false),
+        None if !p.jit_provisioning => {
+            return Err(with_email(failure(
+                "no_account",
+                "there is no Ward account for this email; ask your administrator",
+            ))
+            .await);
+        }
+        None => {
+            let Some(role) = p.role_for(&groups) else {
+                return Err(with_email(failure(
+                    "no_role",
+                    "none of your groups is allowed into Ward; ask your administrator",
+                ))
+                .await);
+            };
+            let name = claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_else(|| email.as_str().to_owned());
+            (
+                provision(state, meta, p, &email, &name, role, &groups).await?,
+                true,
+            )
+        }
+    };
+    let (user, provisioned) = user;
+    let session = crate::passkeys::new_session(state, meta, &user, AuthMethod::Oidc, multi_factor)?;
+    let actor = Actor {
+        kind: ward_core::audit::ActorKind::User,
+        id: Some(user.id.to_string()),
+        label: user.email.as_str().to_owned(),
+    };
+    let e = event(
+        state,
+        meta,
+        Some(&user.tenant_id),
+        actor,
+        actions::AUTH_LOGIN,
+    )?
+    .target("session", session.id.to_string())
+    .details(json!({
+        "method": "oidc",
+        "provider": p.name,
+        "idp_mfa": multi_factor,
+        "provisioned": provisioned,
+    }));
+    state.store().create_session(&session, None, &e).await?;
+    crate::metrics::record_login("success");
+    Ok((user, session))
+}
+
+async fn take_ceremony(state: &AppState, headers: &HeaderMap) -> Result<Ceremony, ApiError> {
+    let gone = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "sso_failed",
+            "this sign-in has expired or was already used; start again",
+        )
+    };
+    let Some(id) =
+        crate::extract::cookie_value(headers, crate::passkeys::ceremony_cookie_name(state))
+            .and_then(|c| ward_core::CeremonyId::parse(&c))
+    else {
+        return Err(gone());
+    };
+    state
+        .store()
+        .take_ceremony(&id, CeremonyKind::OidcSignIn, state.now())
+        .await?
+        .ok_or_else(gone)
+}
+
+/// A verified JWT's payload as JSON (call only after the signature check).
+fn verified_payload(jwt: &str) -> serde_json::Value {
+    jwt.split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The user's groups: a list of strings, or one string, under `claim`.
+fn groups(payload: &serde_json::Value, claim: &str) -> Vec<String> {
+    match payload.get(claim) {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|g| g.as_str().map(str::to_owned))
+            .take(1000)
+            .collect(),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Just-in-time provisioning: a new user with no password, role from groups.
+async fn provision(
+    state: &AppState,
+    meta: &RequestMeta,
+    p: &SsoProvider,
+    email: &Email,
+    name: &str,
+    role: ward_core::Role,
+    groups: &[String],
+) -> Result<User, ApiError> {
+    let now = state.now();
+    let user = User {
+        id: UserId::from_random(state.random_id_bytes()?),
+        tenant_id: p.tenant_id.clone(),
+        email: email.clone(),
+        display_name: ward_core::user::check_display_name(name)
+            .unwrap_or_else(|_| email.as_str().to_owned()),
+        role,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let e = event(state, meta, Some(&p.tenant_id), Actor::system("sso"), actions::USER_CREATED)?
+        .target("user", user.id.to_string())
+        .details(json!({
+            "email": email.as_str(),
+            "role": role.as_str(),
+            "by": "sso",
+            "provider": p.name,
+            "groups_matched": p.role_mappings.iter().filter(|m| groups.contains(&m.group)).map(|m| m.group.clone()).collect::<Vec<_>>(),
+        }));
+    state.store().create_user(&user, None, &e).await?;
+    Ok(user)
+}
+
+/// Records a refused SSO sign-in and answers with its message.
+async fn refuse(
+    state: &AppState,
+    meta: &RequestMeta,
+    p: &SsoProvider,
+    email: Option<&str>,
+    f: SsoFailure,
+) -> ApiError {
+    let audited = async {
+        let e = event(
+            state,
+            meta,
+            Some(&p.tenant_id),
+            Actor::anonymous(),
+            actions::AUTH_SSO_FAILED,
+        )?
+        .failed()
+        .target("sso_provider", p.id.to_string())
+        .details(json!({ "provider": p.name, "reason": f.reason, "email": email }));
+        state.store().record_audit(&e).await?;
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if let Err(e) = audited {
+        return e;
+    }
+    crate::metrics::record_login("sso_failure");
+    let status = if f.reason == "provider_unreachable" {
+        StatusCode::BAD_GATEWAY
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    ApiError::new(
+        status,
+        "sso_failed",
+        format!("Single sign-on failed: {}", f.message),
+    )
+}
