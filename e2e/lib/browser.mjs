@@ -68,7 +68,7 @@ export async function screenshot(page, name) {
 
 export async function signIn(page, base, email, password) {
   await page.goto(`${base}/login`);
-  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Email", { exact: true }).fill(email);
   await page.getByLabel("Password", { exact: true }).fill(password);
   await page.getByRole("button", { name: "Sign in", exact: true }).click();
 }

@@ -30,11 +30,7 @@ pub(crate) struct SsoForm {
 }
 
 /// The providers whose allowed domains include the email's.
-pub(crate) async fn choose(
-    State(state): State<AppState>,
-    meta: RequestMeta,
-    Form(f): Form<SsoForm>,
-) -> Response {
+pub(crate) async fn choose(State(state): State<AppState>, Form(f): Form<SsoForm>) -> Response {
     let Ok(email) = Email::parse(&f.email) else {
         return to_login(ApiError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -50,26 +46,30 @@ pub(crate) async fn choose(
         .into_iter()
         .filter(|p| p.provider.enabled && p.provider.allows_email(&email))
         .collect();
-    match matching.as_slice() {
-        [] => to_login(ApiError::new(
+    if matching.is_empty() {
+        return to_login(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "no_sso",
             "single sign-on is not set up for this email domain; sign in with your password or a passkey",
-        )),
-        [one] => start_with(&state, &meta, one).await,
-        many => layout::bare(
-            "Choose how to sign in",
-            None,
-            html! {
-                ul {
-                    @for p in many {
-                        li { a href=(format!("/sso/{}", p.provider.id)) { "Sign in with " (p.provider.name) } }
-                    }
-                }
-            },
-        )
-        .into_response(),
+        ));
     }
+    // A link, not a redirect: the page's CSP (`form-action 'self'`) forbids a
+    // form submission from ending at another site, and the link shows users
+    // where they are being sent before they go.
+    layout::bare(
+        "Continue with single sign-on",
+        None,
+        html! {
+            p { "You will sign in at your company's identity provider and come back here." }
+            ul {
+                @for p in &matching {
+                    li { a.button href=(format!("/sso/{}", p.provider.id)) { "Sign in with " (p.provider.name) } }
+                }
+            }
+            p { a href="/login" { "Back" } }
+        },
+    )
+    .into_response()
 }
 
 async fn start_with(

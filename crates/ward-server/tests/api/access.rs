@@ -32,6 +32,9 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
         ("PATCH", "/api/v1/connections/{id}") => Some(json!({"name": format!("renamed {n}")})),
         ("PUT", "/api/v1/keys/policy") => Some(json!({"rotation_interval_days": 30})),
         ("PUT", "/api/v1/company/mfa-policy") => Some(json!({"policy": "none"})),
+        ("POST", "/api/v1/sso/providers") => Some(json!({"name": format!("idp {n}"),
+            "issuer": "https://idp.acme.example", "client_id": "ward", "allowed_domains": ["acme.example"]})),
+        ("PATCH", "/api/v1/sso/providers/{id}") => Some(json!({"enabled": false})),
         ("POST", "/api/v1/auth/reauth") => Some(json!({"password": PASSWORD})),
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": PASSWORD, "new_password": "matrix new passphrase"}))

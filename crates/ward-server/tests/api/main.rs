@@ -9,6 +9,7 @@ mod forwarding;
 mod hardening;
 mod harness;
 mod input;
+mod oidc;
 mod passkeys;
 mod soft_authenticator;
 mod tokens;
