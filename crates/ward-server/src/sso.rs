@@ -357,6 +357,13 @@ pub(crate) async fn finish(
     if !state_ok {
         return Err(refused(WRONG_STATE).await);
     }
+    if !p.enabled {
+        return Err(refused(failure(
+            "provider_disabled",
+            "this sign-in option is turned off",
+        ))
+        .await);
+    }
     if cb.error.is_some() {
         return Err(refused(failure(
             "provider_refused",

@@ -124,7 +124,9 @@ const FLASH_COOKIE: &str = "ward_flash";
 
 fn flash_cookie(f: &Flash) -> HeaderValue {
     let kind = if f.error { "e" } else { "i" };
-    let encoded: String = url::form_urlencoded::byte_serialize(f.text.as_bytes()).collect();
+    // Browsers drop cookies above 4 KiB: keep the message well under it.
+    let text: String = f.text.chars().take(500).collect();
+    let encoded: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
     HeaderValue::from_str(&format!(
         "{FLASH_COOKIE}={kind}{encoded}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
     ))
