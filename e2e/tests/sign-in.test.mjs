@@ -99,6 +99,8 @@ test("a cross-site form post is refused", async () => {
   await attacked.goto(`http://127.0.0.1:${port}/`);
   const r = await answered;
   assert.equal(r.status(), 403);
+  await attacked.waitForLoadState();
+  assert.match(await attacked.locator("h1").innerText(), /Forbidden/, "the browser gets an HTML error page");
   evil.close();
   await page.goto(`${ward.url}/account`);
   assert.equal(await page.getByText("planted").count(), 0, "no token was created");

@@ -92,11 +92,14 @@ pub fn build_app(state: AppState) -> Router {
         })
         .route_layer(mw::from_fn(capture_route))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(mw::from_fn(crate::web::html_errors))
         .layer(mw::from_fn_with_state(state.clone(), csrf))
         .layer(mw::from_fn_with_state(state.clone(), rate_limit))
-        .layer(mw::from_fn_with_state(state.clone(), security_headers))
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outside CSRF, rate limiting and panics, so a browser gets an HTML page
+        // for those refusals too; inside the security headers, so that page
+        // carries the CSP like every other response.
+        .layer(mw::from_fn(crate::web::html_errors))
+        .layer(mw::from_fn_with_state(state.clone(), security_headers))
         .layer(mw::from_fn_with_state(state.clone(), request_meta))
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! Middleware, outermost first: request metadata (id, client IP, logging, metrics),
-//! security headers, per-IP rate limiting, and CSRF protection.
+//! security headers, (HTML error pages for browsers, in `web`, and panic
+//! catching), per-IP rate limiting, and CSRF protection.
 
 use std::net::SocketAddr;
 use std::time::Instant;
