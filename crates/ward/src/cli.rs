@@ -55,6 +55,34 @@ pub enum Command {
     /// The tamper-evident audit log: checkpoints, verification, exports.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Detection rules as code, offline (no server, database or configuration).
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate Sigma rule files and directories; exit 1 naming each invalid file.
+    Validate {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<std::path::PathBuf>,
+        /// Print errors only, not lint warnings.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run the tests stored beside rules (`RULE.tests.yml`); exit 1 on a failure.
+    Test {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<std::path::PathBuf>,
+    },
+    /// Evaluate one rule against events (JSON, JSON Lines, or a stream of JSON
+    /// values; `-` reads stdin); prints `match` or `no match` per event.
+    Eval {
+        #[arg(value_name = "RULE")]
+        rule: std::path::PathBuf,
+        #[arg(required = true, value_name = "EVENTS")]
+        events: Vec<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

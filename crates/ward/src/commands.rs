@@ -21,6 +21,10 @@ use crate::cli::{Cli, Command, ConfigCommand, CreateUser, TenantCommand, UserCom
 use crate::config::{Overrides, Settings};
 
 pub async fn run(cli: Cli) -> Result<()> {
+    // Rule checks run in CI pipelines: no configuration, data directory or logs.
+    if let Command::Rules(cmd) = cli.command {
+        return crate::rules::run(cmd);
+    }
     let listen = match &cli.command {
         Command::Serve { listen } => listen.clone(),
         _ => None,
@@ -68,6 +72,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let inst = bootstrap::open(&settings).await?;
             crate::keys::run(&settings, &inst, cmd).await
         }
+        Command::Rules(_) => Ok(()),
     }
 }
 

@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod config;
 mod keys;
+mod rules;
 
 use std::process::ExitCode;
 

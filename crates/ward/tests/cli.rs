@@ -16,6 +16,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_ward");
 mod audit_log;
 #[path = "cli/forwarding.rs"]
 mod forwarding;
+#[path = "cli/rules.rs"]
+mod rules;
 
 struct Env {
     dir: TempDir,
