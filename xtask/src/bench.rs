@@ -29,6 +29,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ]),
         );
     }
+    if args.iter().any(|a| a == "--rules") {
+        // One core, as the targets are stated: taskset when available.
+        return run_step(
+            "rules benchmark (one core)",
+            Command::new("taskset")
+                .args(["-c", "0"])
+                .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+                .args(["bench", "--locked", "-p", "ward-rules", "--bench", "rules"]),
+        );
+    }
     if args.iter().any(|a| a == "--audit") {
         // BENCH_BACKEND, BENCH_EVENTS, BENCH_WRITERS and BENCH_APPENDS pass through.
         return run_step(

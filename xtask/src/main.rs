@@ -13,7 +13,9 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [--postgres | --crypto | --audit]>");
+            eprintln!(
+                "usage: cargo xtask <ci | bench [--postgres | --crypto | --audit | --rules]>"
+            );
             return ExitCode::from(2);
         }
     };

@@ -308,3 +308,33 @@ fn position_of_byte(bytes: &[u8], offset: usize) -> (u32, u32) {
     let col = before.iter().rev().take_while(|b| **b != b'\n').count() as u32 + 1;
     (line, col)
 }
+
+/// Many rules evaluated together with the library's indexed engine (rules are
+/// pre-filtered by the fields and values an event carries), for streams of
+/// events against a rule set.
+pub struct RuleSet {
+    engine: rsigma_eval::Engine,
+}
+
+impl RuleSet {
+    pub fn new<'a>(rules: impl IntoIterator<Item = &'a CompiledRule>) -> Self {
+        let mut engine = rsigma_eval::Engine::new();
+        engine.extend_compiled_rules(rules.into_iter().map(|r| r.compiled.clone()));
+        Self { engine }
+    }
+
+    pub fn len(&self) -> usize {
+        self.engine.rule_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many rules match this (normalized) event.
+    pub fn count_matches(&self, event: &serde_json::Value) -> usize {
+        self.engine
+            .evaluate(&rsigma_eval::JsonEvent::borrow(event))
+            .len()
+    }
+}
