@@ -53,6 +53,8 @@ pub mod actions {
     pub const SSO_PROVIDER_CREATED: &str = "sso.provider_created";
     pub const SSO_PROVIDER_UPDATED: &str = "sso.provider_updated";
     pub const SSO_PROVIDER_DELETED: &str = "sso.provider_deleted";
+    pub const RULE_CREATED: &str = "rule.created";
+    pub const RULE_EDITED: &str = "rule.edited";
 
     pub const ALL: &[&str] = &[
         INSTALLATION_INITIALIZED,
@@ -99,6 +101,8 @@ pub mod actions {
         SSO_PROVIDER_CREATED,
         SSO_PROVIDER_UPDATED,
         SSO_PROVIDER_DELETED,
+        RULE_CREATED,
+        RULE_EDITED,
     ];
 }
 

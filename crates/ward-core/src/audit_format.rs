@@ -89,6 +89,7 @@ pub fn ocsf_class(action: &str) -> (u32, &'static str, u32, &'static str) {
             (API_ACTIVITY, 2, "Read")
         }
         a if a.ends_with(".updated")
+            || a.ends_with(".edited")
             || a.ends_with(".rotated")
             || a.ends_with(".changed")
             || a.ends_with(".revoked") =>

@@ -69,6 +69,10 @@ id_type!(
     PasskeyId
 );
 id_type!(
+    /// A detection rule (Ward's id; the Sigma `id` is the rule's own).
+    RuleId
+);
+id_type!(
     /// A company's OpenID Connect identity provider.
     SsoProviderId
 );

@@ -15,6 +15,7 @@ pub mod mfa;
 pub mod passkey;
 pub mod password_policy;
 pub mod rbac;
+pub mod rule;
 pub mod session;
 pub mod sso;
 pub mod tenant;
@@ -26,7 +27,7 @@ pub mod user;
 pub use audit::{Actor, AuditEvent, AuditOutcome, RequestContext};
 pub use email::Email;
 pub use ids::{
-    CeremonyId, EventId, PasskeyId, SessionId, SsoProviderId, TenantId, TokenId, UserId,
+    CeremonyId, EventId, PasskeyId, RuleId, SessionId, SsoProviderId, TenantId, TokenId, UserId,
 };
 pub use rbac::{Permission, Role};
 pub use time::Timestamp;

@@ -11,5 +11,6 @@ pub mod validate;
 pub use event::{EventError, normalize_event, parse_event_stream};
 pub use rule_tests::{RuleTest, TestExpectation, TestOutcome, parse_rule_tests, run_rule_tests};
 pub use validate::{
-    CompiledRule, Diagnostic, Limits, RuleSet, RuleSummary, Severity, Validation, validate,
+    CompiledRule, Diagnostic, Limits, RuleSet, RuleSummary, Severity, Validation, content_hash,
+    validate,
 };

@@ -338,3 +338,12 @@ impl RuleSet {
             .len()
     }
 }
+
+/// The content hash a rule version is known by: SHA-256 of its text, hex.
+pub fn content_hash(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

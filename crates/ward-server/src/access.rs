@@ -149,6 +149,36 @@ pub const ROUTES: &[RouteAccess] = &[
         Requires(P::ManageSettings),
         "own company only; recent re-authentication",
     ),
+    route(
+        "GET",
+        "/api/v1/rules",
+        Requires(P::ReadWorkObjects),
+        "own company only",
+    ),
+    route(
+        "POST",
+        "/api/v1/rules",
+        Requires(P::WriteWorkObjects),
+        "validated first; nothing is written when invalid",
+    ),
+    route(
+        "GET",
+        "/api/v1/rules/{id}",
+        Requires(P::ReadWorkObjects),
+        "own company only",
+    ),
+    route(
+        "PUT",
+        "/api/v1/rules/{id}",
+        Requires(P::WriteWorkObjects),
+        "own company only; a changed text is a new immutable version, back to draft",
+    ),
+    route(
+        "GET",
+        "/api/v1/rules/{id}/versions",
+        Requires(P::ReadWorkObjects),
+        "own company only",
+    ),
     route("GET", "/api/v1/me", Requires(P::ReadOwnAccount), ""),
     route(
         "POST",

@@ -27,6 +27,7 @@ use crate::{ApiError, AppState};
         (name = "sessions", description = "The caller's sessions"),
         (name = "passkeys", description = "The caller's passkeys (WebAuthn)"),
         (name = "company", description = "Company settings: MFA policy"),
+        (name = "rules", description = "Detection rules (Sigma) and their versions"),
         (name = "sso", description = "The company's OpenID Connect providers (Admin)"),
         (name = "tokens", description = "The caller's API tokens"),
         (name = "audit", description = "The company's audit trail"),

@@ -663,3 +663,135 @@ impl SsoProviderView {
 pub struct SsoProviderList {
     pub providers: Vec<SsoProviderView>,
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleRequest {
+    /// The Sigma YAML.
+    pub content: String,
+    /// A change note for the version.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveRuleRequest {
+    pub content: String,
+    pub note: Option<String>,
+    /// The version the edit started from; a save on top of a newer one is refused.
+    pub base_version: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiagnosticView {
+    /// `error` or `warning`.
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleSummaryView {
+    pub id: String,
+    pub sigma_id: Option<String>,
+    pub title: String,
+    /// `draft`, `in_review`, `approved` or `rejected`.
+    pub status: String,
+    pub current_version: u32,
+    pub updated_at: String,
+}
+
+impl From<&ward_core::rule::Rule> for RuleSummaryView {
+    fn from(r: &ward_core::rule::Rule) -> Self {
+        Self {
+            id: r.id.to_string(),
+            sigma_id: r.sigma_id.clone(),
+            title: r.title.clone(),
+            status: r.status.as_str().to_owned(),
+            current_version: r.current_version,
+            updated_at: r.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleList {
+    pub rules: Vec<RuleSummaryView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    #[serde(flatten)]
+    pub rule: RuleSummaryView,
+    pub content: String,
+    pub content_hash: String,
+    pub level: Option<String>,
+    pub tags: Vec<String>,
+    pub logsource: String,
+    /// Lint findings (warnings) on the current text.
+    pub diagnostics: Vec<DiagnosticView>,
+}
+
+impl RuleView {
+    pub fn new(
+        r: &ward_core::rule::Rule,
+        v: &ward_core::rule::RuleVersion,
+        checked: &ward_rules::Validation,
+    ) -> Self {
+        let doc = checked.documents.first();
+        Self {
+            rule: RuleSummaryView::from(r),
+            content: v.content.clone(),
+            content_hash: v.content_hash.clone(),
+            level: doc.and_then(|d| d.level.clone()),
+            tags: doc.map(|d| d.tags.clone()).unwrap_or_default(),
+            logsource: doc.map(|d| d.logsource.clone()).unwrap_or_default(),
+            diagnostics: checked
+                .diagnostics
+                .iter()
+                .map(|d| DiagnosticView {
+                    severity: match d.severity {
+                        ward_rules::Severity::Error => "error".to_owned(),
+                        ward_rules::Severity::Warning => "warning".to_owned(),
+                    },
+                    code: d.code.clone(),
+                    message: d.message.clone(),
+                    line: d.line,
+                    column: d.column,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleVersionView {
+    pub version: u32,
+    pub content_hash: String,
+    pub author_id: String,
+    pub author: String,
+    pub note: String,
+    pub created_at: String,
+    pub content: String,
+}
+
+impl From<&ward_core::rule::RuleVersion> for RuleVersionView {
+    fn from(v: &ward_core::rule::RuleVersion) -> Self {
+        Self {
+            version: v.version,
+            content_hash: v.content_hash.clone(),
+            author_id: v.author_id.to_string(),
+            author: v.author_label.clone(),
+            note: v.note.clone(),
+            created_at: v.created_at.to_rfc3339(),
+            content: v.content.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleVersionList {
+    pub versions: Vec<RuleVersionView>,
+}

@@ -10,6 +10,7 @@ pub enum Conflict {
     ConnectionNameTaken,
     SinkNameTaken,
     ProviderNameTaken,
+    RuleIdTaken,
     AlreadyInitialized,
     Other,
 }
@@ -56,6 +57,9 @@ impl From<sqlx::Error> for StoreError {
                 || text.contains("sso_providers.tenant_id")
             {
                 Conflict::ProviderNameTaken
+            } else if text.contains("rules_tenant_sigma_id_key") || text.contains("rules.tenant_id")
+            {
+                Conflict::RuleIdTaken
             } else if text.contains("installation") {
                 Conflict::AlreadyInitialized
             } else {

@@ -50,6 +50,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0006_sso.sqlite.sql"),
         postgres: include_str!("migrations/0006_sso.postgres.sql"),
     },
+    Migration {
+        version: 7,
+        name: "rules",
+        sqlite: include_str!("migrations/0007_rules.sqlite.sql"),
+        postgres: include_str!("migrations/0007_rules.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

@@ -209,6 +209,32 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("updated_at", Int),
         ],
     ),
+    (
+        "rules",
+        &[
+            ("id", Text),
+            ("tenant_id", Text),
+            ("sigma_id", Text),
+            ("title", Text),
+            ("status", Text),
+            ("current_version", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    ),
+    (
+        "rule_versions",
+        &[
+            ("rule_id", Text),
+            ("version", Int),
+            ("content", Text),
+            ("content_hash", Text),
+            ("author_id", Text),
+            ("author_label", Text),
+            ("note", Text),
+            ("created_at", Int),
+        ],
+    ),
 ];
 
 /// Rows per table in a snapshot, for reporting.

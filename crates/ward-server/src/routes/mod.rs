@@ -7,6 +7,7 @@ pub(crate) mod connections;
 pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod passkeys;
+pub(crate) mod rules;
 pub(crate) mod sessions;
 pub(crate) mod sso;
 pub(crate) mod tokens;
@@ -35,6 +36,9 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(passkeys::get_mfa_policy, passkeys::set_mfa_policy))
         .routes(routes!(sso::list_providers, sso::create_provider))
         .routes(routes!(sso::update_provider, sso::delete_provider))
+        .routes(routes!(rules::list_rules, rules::create_rule))
+        .routes(routes!(rules::get_rule, rules::save_rule))
+        .routes(routes!(rules::list_versions))
         .routes(routes!(account::me))
         .routes(routes!(account::change_password))
         .routes(routes!(users::list_users, users::create_user))

@@ -35,6 +35,11 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
         ("POST", "/api/v1/sso/providers") => Some(json!({"name": format!("idp {n}"),
             "issuer": "https://idp.acme.example", "client_id": "ward", "allowed_domains": ["acme.example"]})),
         ("PATCH", "/api/v1/sso/providers/{id}") => Some(json!({"enabled": false})),
+        ("POST", "/api/v1/rules") => Some(json!({"content": format!(
+            "title: Matrix {n}\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n")})),
+        ("PUT", "/api/v1/rules/{id}") => Some(
+            json!({"content": "title: x\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n", "base_version": 1}),
+        ),
         ("POST", "/api/v1/auth/reauth") => Some(json!({"password": PASSWORD})),
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": PASSWORD, "new_password": "matrix new passphrase"}))

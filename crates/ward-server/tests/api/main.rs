@@ -11,6 +11,7 @@ mod harness;
 mod input;
 mod oidc;
 mod passkeys;
+mod rules;
 mod soft_authenticator;
 mod tokens;
 mod users;

@@ -1,0 +1,263 @@
+//! Detection rules: create, list, read, save a new version, version history.
+//! Every save is validated first (nothing is written when the rule is invalid)
+//! and becomes an immutable version.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::json;
+use ward_core::audit::actions;
+use ward_core::rule::{Rule, RuleStatus, RuleVersion, check_change_note};
+use ward_core::{Permission, RuleId};
+use ward_rules::{Limits, Validation, content_hash, validate};
+use ward_store::{Conflict, StoreError, VersionSaved};
+
+use super::event;
+use crate::extract::{ApiJson, Principal, RequestMeta};
+use crate::views::{RuleList, RuleRequest, RuleVersionList, RuleView, SaveRuleRequest};
+use crate::{ApiError, AppState};
+
+/// Validates rule text; an invalid rule is a 422 naming every error with its
+/// position, and one holding more than one document is refused too.
+fn validated(content: &str) -> Result<(Validation, String, Option<String>), ApiError> {
+    let v = validate(content.as_bytes(), Limits::default());
+    if !v.is_valid() {
+        let errors: Vec<String> = v.errors().take(20).map(ToString::to_string).collect();
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_rule",
+            format!("the rule is not valid Sigma: {}", errors.join("; ")),
+        );
+        e.field = Some("content".to_owned());
+        return Err(e);
+    }
+    let [doc] = v.documents.as_slice() else {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_rule",
+            "a rule is one Sigma document; import files that hold several",
+        );
+        e.field = Some("content".to_owned());
+        return Err(e);
+    };
+    let (title, id) = (doc.title.clone(), doc.id.clone());
+    Ok((v, title, id))
+}
+
+fn id_taken(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(Conflict::RuleIdTaken) => ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate_rule_id",
+            "the company already has a rule with this Sigma id",
+        ),
+        other => other.into(),
+    }
+}
+
+/// Creates a rule from Sigma YAML (a draft at version 1).
+#[utoipa::path(post, path = "/api/v1/rules", tag = "rules", request_body = RuleRequest,
+    responses((status = 201, body = RuleView), (status = 403, body = crate::Problem),
+        (status = 409, body = crate::Problem, description = "`duplicate_rule_id`"),
+        (status = 422, body = crate::Problem, description = "`invalid_rule`, every error with its line and column")),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn create_rule(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    ApiJson(req): ApiJson<RuleRequest>,
+) -> Result<(StatusCode, Json<RuleView>), ApiError> {
+    principal.require(Permission::WriteWorkObjects)?;
+    let note = check_change_note(req.note.as_deref())?;
+    let (v, title, sigma_id) = validated(&req.content)?;
+    let now = state.now();
+    let rule = Rule {
+        id: RuleId::from_random(state.random_id_bytes()?),
+        tenant_id: principal.tenant_id.clone(),
+        sigma_id,
+        title,
+        status: RuleStatus::Draft,
+        current_version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let version = RuleVersion {
+        rule_id: rule.id.clone(),
+        version: 1,
+        content_hash: content_hash(&req.content),
+        content: req.content,
+        author_id: principal.user_id.clone(),
+        author_label: principal.email.clone(),
+        note,
+        created_at: now,
+    };
+    let e = event(&state, &meta, Some(&rule.tenant_id), principal.actor(), actions::RULE_CREATED)?
+        .target("rule", rule.id.to_string())
+        .details(json!({ "title": rule.title, "sigma_id": rule.sigma_id, "version": 1, "content_hash": version.content_hash }));
+    state
+        .store()
+        .create_rule(&rule, &version, &e)
+        .await
+        .map_err(id_taken)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RuleView::new(&rule, &version, &v)),
+    ))
+}
+
+/// The company's rules.
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules",
+    responses((status = 200, body = RuleList)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn list_rules(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<RuleList>, ApiError> {
+    principal.require(Permission::ReadWorkObjects)?;
+    let rules = state.store().list_rules(&principal.tenant_id).await?;
+    Ok(Json(RuleList {
+        rules: rules
+            .iter()
+            .map(crate::views::RuleSummaryView::from)
+            .collect(),
+    }))
+}
+
+/// A rule with its current text and validation findings.
+#[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
+    responses((status = 200, body = RuleView), (status = 404, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn get_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RuleView>, ApiError> {
+    principal.require(Permission::ReadWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let rule = state
+        .store()
+        .find_rule(&principal.tenant_id, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let versions = state
+        .store()
+        .rule_versions(&principal.tenant_id, &id)
+        .await?;
+    let current = versions
+        .into_iter()
+        .find(|v| v.version == rule.current_version)
+        .ok_or_else(ApiError::internal)?;
+    let v = validate(current.content.as_bytes(), Limits::default());
+    Ok(Json(RuleView::new(&rule, &current, &v)))
+}
+
+/// Saves a changed rule as a new version (a draft again). Unchanged text saves
+/// nothing; a save based on an older version than the current one is refused.
+#[utoipa::path(put, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)), request_body = SaveRuleRequest,
+    responses((status = 200, body = RuleView), (status = 404, body = crate::Problem),
+        (status = 409, body = crate::Problem, description = "`stale_version` or `duplicate_rule_id`"),
+        (status = 422, body = crate::Problem, description = "`invalid_rule`")),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn save_rule(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SaveRuleRequest>,
+) -> Result<Json<RuleView>, ApiError> {
+    principal.require(Permission::WriteWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let note = check_change_note(req.note.as_deref())?;
+    let (v, title, sigma_id) = validated(&req.content)?;
+    let rule = state
+        .store()
+        .find_rule(&principal.tenant_id, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let hash = content_hash(&req.content);
+    let versions = state
+        .store()
+        .rule_versions(&principal.tenant_id, &id)
+        .await?;
+    let current = versions
+        .into_iter()
+        .find(|x| x.version == rule.current_version)
+        .ok_or_else(ApiError::internal)?;
+    let stale = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "stale_version",
+            "the rule was changed since the version you edited; reload it and apply your change again",
+        )
+    };
+    if req.base_version != rule.current_version {
+        return Err(stale());
+    }
+    if current.content_hash == hash {
+        return Ok(Json(RuleView::new(&rule, &current, &v)));
+    }
+    let version = RuleVersion {
+        rule_id: id.clone(),
+        version: rule.current_version + 1,
+        content: req.content,
+        content_hash: hash,
+        author_id: principal.user_id.clone(),
+        author_label: principal.email.clone(),
+        note,
+        created_at: state.now(),
+    };
+    let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::RULE_EDITED)?
+        .target("rule", id.to_string())
+        .details(json!({ "version": version.version, "content_hash": version.content_hash, "note": version.note }));
+    match state
+        .store()
+        .save_rule_version(
+            &principal.tenant_id,
+            &version,
+            &title,
+            sigma_id.as_deref(),
+            &e,
+        )
+        .await
+        .map_err(id_taken)?
+    {
+        VersionSaved::Saved => {}
+        VersionSaved::NotFound => return Err(ApiError::not_found()),
+        VersionSaved::Stale { .. } => return Err(stale()),
+    }
+    let rule = Rule {
+        title,
+        sigma_id,
+        status: RuleStatus::Draft,
+        current_version: version.version,
+        updated_at: version.created_at,
+        ..rule
+    };
+    Ok(Json(RuleView::new(&rule, &version, &v)))
+}
+
+/// Every version of a rule, newest first.
+#[utoipa::path(get, path = "/api/v1/rules/{id}/versions", tag = "rules", params(("id" = String, Path)),
+    responses((status = 200, body = RuleVersionList), (status = 404, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn list_versions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RuleVersionList>, ApiError> {
+    principal.require(Permission::ReadWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let versions = state
+        .store()
+        .rule_versions(&principal.tenant_id, &id)
+        .await?;
+    if versions.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(RuleVersionList {
+        versions: versions
+            .iter()
+            .map(crate::views::RuleVersionView::from)
+            .collect(),
+    }))
+}

@@ -1,0 +1,197 @@
+//! Detection rules and their immutable versions, per company.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use ward_core::rule::{Rule, RuleStatus, RuleVersion};
+use ward_core::{AuditEvent, RuleId, TenantId, Timestamp, UserId};
+
+use crate::audit::insert_audit;
+use crate::{Store, StoreError};
+
+const RULE_COLUMNS: &str =
+    "id, tenant_id, sigma_id, title, status, current_version, created_at, updated_at";
+const VERSION_COLUMNS: &str =
+    "rule_id, version, content, content_hash, author_id, author_label, note, created_at";
+
+fn version_number(r: &AnyRow, col: &str) -> Result<u32, StoreError> {
+    u32::try_from(r.try_get::<i64, _>(col)?)
+        .map_err(|_| StoreError::Corrupt(format!("{col} out of range")))
+}
+
+fn rule(r: &AnyRow) -> Result<Rule, StoreError> {
+    let status: String = r.try_get("status")?;
+    Ok(Rule {
+        id: RuleId::from_stored(r.try_get("id")?),
+        tenant_id: TenantId::from_stored(r.try_get("tenant_id")?),
+        sigma_id: r.try_get("sigma_id")?,
+        title: r.try_get("title")?,
+        status: RuleStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("rule status {status:?}")))?,
+        current_version: version_number(r, "current_version")?,
+        created_at: Timestamp::from_millis(r.try_get("created_at")?),
+        updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+    })
+}
+
+fn version(r: &AnyRow) -> Result<RuleVersion, StoreError> {
+    Ok(RuleVersion {
+        rule_id: RuleId::from_stored(r.try_get("rule_id")?),
+        version: version_number(r, "version")?,
+        content: r.try_get("content")?,
+        content_hash: r.try_get("content_hash")?,
+        author_id: UserId::from_stored(r.try_get("author_id")?),
+        author_label: r.try_get("author_label")?,
+        note: r.try_get("note")?,
+        created_at: Timestamp::from_millis(r.try_get("created_at")?),
+    })
+}
+
+async fn insert_version(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    v: &RuleVersion,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rule_versions (rule_id, version, content, content_hash, author_id, author_label, note, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(v.rule_id.as_str().to_owned())
+    .bind(i64::from(v.version))
+    .bind(v.content.clone())
+    .bind(v.content_hash.clone())
+    .bind(v.author_id.as_str().to_owned())
+    .bind(v.author_label.clone())
+    .bind(v.note.clone())
+    .bind(v.created_at.millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The outcome of saving a new version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSaved {
+    Saved,
+    NotFound,
+    /// Someone saved another version since the one the editor started from.
+    Stale {
+        current: u32,
+    },
+}
+
+impl Store {
+    /// Creates a rule with its first version.
+    pub async fn create_rule(
+        &self,
+        r: &Rule,
+        v: &RuleVersion,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO rules (id, tenant_id, sigma_id, title, status, current_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(r.id.as_str().to_owned())
+        .bind(r.tenant_id.as_str().to_owned())
+        .bind(r.sigma_id.clone())
+        .bind(r.title.clone())
+        .bind(r.status.as_str())
+        .bind(i64::from(r.current_version))
+        .bind(r.created_at.millis())
+        .bind(r.updated_at.millis())
+        .execute(&mut *tx)
+        .await?;
+        insert_version(&mut tx, v).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Saves `v` as the next version if the rule is still at `v.version - 1`;
+    /// the rule returns to draft (any review of the old text no longer applies).
+    pub async fn save_rule_version(
+        &self,
+        tenant: &TenantId,
+        v: &RuleVersion,
+        title: &str,
+        sigma_id: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<VersionSaved, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE rules SET current_version = $1, title = $2, sigma_id = $3, status = 'draft', updated_at = $4 \
+             WHERE id = $5 AND tenant_id = $6 AND current_version = $7",
+        )
+        .bind(i64::from(v.version))
+        .bind(title.to_owned())
+        .bind(sigma_id.map(str::to_owned))
+        .bind(v.created_at.millis())
+        .bind(v.rule_id.as_str().to_owned())
+        .bind(tenant.as_str().to_owned())
+        .bind(i64::from(v.version - 1))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            let current =
+                sqlx::query("SELECT current_version FROM rules WHERE id = $1 AND tenant_id = $2")
+                    .bind(v.rule_id.as_str().to_owned())
+                    .bind(tenant.as_str().to_owned())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Ok(match current {
+                Some(r) => VersionSaved::Stale {
+                    current: version_number(&r, "current_version")?,
+                },
+                None => VersionSaved::NotFound,
+            });
+        }
+        insert_version(&mut tx, v).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(VersionSaved::Saved)
+    }
+
+    pub async fn list_rules(&self, tenant: &TenantId) -> Result<Vec<Rule>, StoreError> {
+        let sql =
+            format!("SELECT {RULE_COLUMNS} FROM rules WHERE tenant_id = $1 ORDER BY title, id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.as_str().to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rule).collect()
+    }
+
+    pub async fn find_rule(
+        &self,
+        tenant: &TenantId,
+        id: &RuleId,
+    ) -> Result<Option<Rule>, StoreError> {
+        let sql = format!("SELECT {RULE_COLUMNS} FROM rules WHERE id = $1 AND tenant_id = $2");
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str().to_owned())
+            .bind(tenant.as_str().to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(rule).transpose()
+    }
+
+    /// A rule's versions, newest first (the rule must be the company's).
+    pub async fn rule_versions(
+        &self,
+        tenant: &TenantId,
+        id: &RuleId,
+    ) -> Result<Vec<RuleVersion>, StoreError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM rule_versions v WHERE v.rule_id = $1 \
+             AND EXISTS (SELECT 1 FROM rules r WHERE r.id = v.rule_id AND r.tenant_id = $2) \
+             ORDER BY v.version DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str().to_owned())
+            .bind(tenant.as_str().to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(version).collect()
+    }
+}
