@@ -4,10 +4,12 @@
 //! test file format. No I/O: callers hand in bytes and get values back.
 #![forbid(unsafe_code)]
 
+pub mod diff;
 pub mod event;
 pub mod rule_tests;
 pub mod validate;
 
+pub use diff::unified_diff;
 pub use event::{EventError, normalize_event, parse_event_stream};
 pub use rule_tests::{RuleTest, TestExpectation, TestOutcome, parse_rule_tests, run_rule_tests};
 pub use validate::{

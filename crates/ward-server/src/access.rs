@@ -179,6 +179,12 @@ pub const ROUTES: &[RouteAccess] = &[
         Requires(P::ReadWorkObjects),
         "own company only",
     ),
+    route(
+        "GET",
+        "/api/v1/rules/{id}/diff",
+        Requires(P::ReadWorkObjects),
+        "own company only; `?from=A&to=B`",
+    ),
     route("GET", "/api/v1/me", Requires(P::ReadOwnAccount), ""),
     route(
         "POST",

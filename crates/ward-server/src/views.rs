@@ -795,3 +795,11 @@ impl From<&ward_core::rule::RuleVersion> for RuleVersionView {
 pub struct RuleVersionList {
     pub versions: Vec<RuleVersionView>,
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleDiffView {
+    pub from: u32,
+    pub to: u32,
+    /// Unified diff (`--- version A`, `+++ version B`); empty when equal.
+    pub diff: String,
+}

@@ -39,6 +39,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rules::list_rules, rules::create_rule))
         .routes(routes!(rules::get_rule, rules::save_rule))
         .routes(routes!(rules::list_versions))
+        .routes(routes!(rules::diff_versions))
         .routes(routes!(account::me))
         .routes(routes!(account::change_password))
         .routes(routes!(users::list_users, users::create_user))

@@ -261,3 +261,46 @@ pub(crate) async fn list_versions(
             .collect(),
     }))
 }
+
+/// `from` and `to` versions to compare.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiffQuery {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// The unified diff between two versions of a rule.
+#[utoipa::path(get, path = "/api/v1/rules/{id}/diff", tag = "rules", params(("id" = String, Path), DiffQuery),
+    responses((status = 200, body = crate::views::RuleDiffView), (status = 404, body = crate::Problem, description = "no such rule or version")),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn diff_versions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<DiffQuery>,
+) -> Result<Json<crate::views::RuleDiffView>, ApiError> {
+    principal.require(Permission::ReadWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let versions = state
+        .store()
+        .rule_versions(&principal.tenant_id, &id)
+        .await?;
+    let find = |n: u32| {
+        versions
+            .iter()
+            .find(|v| v.version == n)
+            .ok_or_else(ApiError::not_found)
+    };
+    let (old, new) = (find(q.from)?, find(q.to)?);
+    Ok(Json(crate::views::RuleDiffView {
+        from: q.from,
+        to: q.to,
+        diff: ward_rules::unified_diff(
+            &old.content,
+            &new.content,
+            &format!("version {}", q.from),
+            &format!("version {}", q.to),
+        ),
+    }))
+}

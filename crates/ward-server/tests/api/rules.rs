@@ -186,6 +186,22 @@ async fn rules_are_validated_versioned_and_scoped(backend: ward_store::Backend) 
     assert_eq!(list[0]["note"], "raise");
     assert_eq!(list[1]["author"], "alice@acme.example");
     assert_ne!(list[0]["content_hash"], list[1]["content_hash"]);
+    let d: Value = app
+        .get(&format!("{path}/diff?from=1&to=2"), &viewer.auth)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let diff = d["diff"].as_str().unwrap_or_default();
+    assert!(diff.contains("-level: low\n+level: medium"), "{diff}");
+    for bad in ["from=1&to=9", "from=x&to=2", "to=2"] {
+        let r = app.get(&format!("{path}/diff?{bad}"), &viewer.auth).await;
+        assert!(
+            r.status() == StatusCode::NOT_FOUND || r.status() == StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            r.status()
+        );
+    }
 
     // Another company's rule is not found, by any route.
     for (m, p) in [
