@@ -55,6 +55,8 @@ pub mod actions {
     pub const SSO_PROVIDER_DELETED: &str = "sso.provider_deleted";
     pub const RULE_CREATED: &str = "rule.created";
     pub const RULE_EDITED: &str = "rule.edited";
+    pub const RULE_TESTS_CHANGED: &str = "rule.tests_changed";
+    pub const RULE_TESTS_RUN: &str = "rule.tests_run";
 
     pub const ALL: &[&str] = &[
         INSTALLATION_INITIALIZED,
@@ -103,6 +105,8 @@ pub mod actions {
         SSO_PROVIDER_DELETED,
         RULE_CREATED,
         RULE_EDITED,
+        RULE_TESTS_CHANGED,
+        RULE_TESTS_RUN,
     ];
 }
 

@@ -185,6 +185,30 @@ pub const ROUTES: &[RouteAccess] = &[
         Requires(P::ReadWorkObjects),
         "own company only; `?from=A&to=B`",
     ),
+    route(
+        "GET",
+        "/api/v1/rules/{id}/tests",
+        Requires(P::ReadWorkObjects),
+        "own company only",
+    ),
+    route(
+        "PUT",
+        "/api/v1/rules/{id}/tests",
+        Requires(P::WriteWorkObjects),
+        "own company only; at most 200 tests, events must be objects",
+    ),
+    route(
+        "POST",
+        "/api/v1/rules/{id}/tests/run",
+        Requires(P::WriteWorkObjects),
+        "own company only; the run is recorded and audited",
+    ),
+    route(
+        "GET",
+        "/api/v1/rules/{id}/tests/runs",
+        Requires(P::ReadWorkObjects),
+        "own company only",
+    ),
     route("GET", "/api/v1/me", Requires(P::ReadOwnAccount), ""),
     route(
         "POST",

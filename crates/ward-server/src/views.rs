@@ -803,3 +803,46 @@ pub struct RuleDiffView {
     /// Unified diff (`--- version A`, `+++ version B`); empty when equal.
     pub diff: String,
 }
+
+/// A rule's test cases: `{"tests": [{"name", "expect": "match"|"no_match", "event": {...}}]}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTestsBody {
+    #[schema(value_type = Vec<Object>)]
+    pub tests: Vec<ward_rules::RuleTest>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestRunView {
+    pub id: String,
+    pub version: u32,
+    pub run_by: String,
+    pub run_at: String,
+    pub passed: u32,
+    pub failed: u32,
+    #[schema(value_type = Vec<Object>)]
+    pub results: Vec<serde_json::Value>,
+}
+
+impl TestRunView {
+    pub fn new(run: &ward_store::StoredTestRun, outcomes: impl serde::Serialize) -> Self {
+        let results = match serde_json::to_value(outcomes) {
+            Ok(serde_json::Value::Array(a)) => a,
+            _ => Vec::new(),
+        };
+        Self {
+            id: run.id.clone(),
+            version: run.version,
+            run_by: run.run_by.clone(),
+            run_at: run.run_at.to_rfc3339(),
+            passed: run.passed,
+            failed: run.failed,
+            results,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestRunList {
+    pub runs: Vec<TestRunView>,
+}

@@ -47,7 +47,7 @@ pub use installation::InstallationRecord;
 pub use keys::{KeyToRewrap, StoredKey};
 pub use migrate::MIGRATIONS;
 pub use passkeys::{PasskeyEffect, PasskeyRemoval, PasskeyUse, PasskeyUseRecord};
-pub use rules::VersionSaved;
+pub use rules::{StoredTestRun, VersionSaved};
 pub use snapshot::SnapshotCounts;
 pub use sso::{SealedSecret, StoredSsoProvider};
 pub use users::UpdateOutcome;

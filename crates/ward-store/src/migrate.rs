@@ -56,6 +56,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0007_rules.sqlite.sql"),
         postgres: include_str!("migrations/0007_rules.postgres.sql"),
     },
+    Migration {
+        version: 8,
+        name: "rule_tests",
+        sqlite: include_str!("migrations/0008_rule_tests.sqlite.sql"),
+        postgres: include_str!("migrations/0008_rule_tests.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

@@ -195,3 +195,131 @@ impl Store {
         rows.iter().map(version).collect()
     }
 }
+
+/// A recorded test run.
+#[derive(Debug, Clone)]
+pub struct StoredTestRun {
+    pub id: String,
+    pub version: u32,
+    pub run_by: String,
+    pub run_at: Timestamp,
+    pub passed: u32,
+    pub failed: u32,
+    /// JSON array of per-test outcomes.
+    pub results: String,
+}
+
+impl Store {
+    /// Replaces a rule's tests (JSON), if the rule is the company's.
+    pub async fn set_rule_tests(
+        &self,
+        tenant: &TenantId,
+        rule: &RuleId,
+        tests_json: &str,
+        by: &UserId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT id FROM rules WHERE id = $1 AND tenant_id = $2")
+            .bind(rule.as_str().to_owned())
+            .bind(tenant.as_str().to_owned())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM rule_tests WHERE rule_id = $1")
+            .bind(rule.as_str().to_owned())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO rule_tests (rule_id, tests, updated_at, updated_by) VALUES ($1, $2, $3, $4)")
+            .bind(rule.as_str().to_owned())
+            .bind(tests_json.to_owned())
+            .bind(at.millis())
+            .bind(by.as_str().to_owned())
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A rule's tests as stored (JSON), if any.
+    pub async fn rule_tests(
+        &self,
+        tenant: &TenantId,
+        rule: &RuleId,
+    ) -> Result<Option<String>, StoreError> {
+        let r = sqlx::query(
+            "SELECT t.tests FROM rule_tests t JOIN rules r ON r.id = t.rule_id \
+             WHERE t.rule_id = $1 AND r.tenant_id = $2",
+        )
+        .bind(rule.as_str().to_owned())
+        .bind(tenant.as_str().to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(|r| r.try_get("tests").map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// Records a test run with its audit event.
+    pub async fn record_test_run(
+        &self,
+        rule: &RuleId,
+        run: &StoredTestRun,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO rule_test_runs (id, rule_id, version, run_by, run_at, passed, failed, results) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(run.id.clone())
+        .bind(rule.as_str().to_owned())
+        .bind(i64::from(run.version))
+        .bind(run.run_by.clone())
+        .bind(run.run_at.millis())
+        .bind(i64::from(run.passed))
+        .bind(i64::from(run.failed))
+        .bind(run.results.clone())
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest runs of a rule's tests, newest first.
+    pub async fn test_runs(
+        &self,
+        tenant: &TenantId,
+        rule: &RuleId,
+        limit: u32,
+    ) -> Result<Vec<StoredTestRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT x.id, x.version, x.run_by, x.run_at, x.passed, x.failed, x.results \
+             FROM rule_test_runs x JOIN rules r ON r.id = x.rule_id \
+             WHERE x.rule_id = $1 AND r.tenant_id = $2 ORDER BY x.run_at DESC, x.id LIMIT $3",
+        )
+        .bind(rule.as_str().to_owned())
+        .bind(tenant.as_str().to_owned())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredTestRun {
+                    id: r.try_get("id")?,
+                    version: version_number(r, "version")?,
+                    run_by: r.try_get("run_by")?,
+                    run_at: Timestamp::from_millis(r.try_get("run_at")?),
+                    passed: version_number(r, "passed")?,
+                    failed: version_number(r, "failed")?,
+                    results: r.try_get("results")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -235,6 +235,28 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("created_at", Int),
         ],
     ),
+    (
+        "rule_tests",
+        &[
+            ("rule_id", Text),
+            ("tests", Text),
+            ("updated_at", Int),
+            ("updated_by", Text),
+        ],
+    ),
+    (
+        "rule_test_runs",
+        &[
+            ("id", Text),
+            ("rule_id", Text),
+            ("version", Int),
+            ("run_by", Text),
+            ("run_at", Int),
+            ("passed", Int),
+            ("failed", Int),
+            ("results", Text),
+        ],
+    ),
 ];
 
 /// Rows per table in a snapshot, for reporting.

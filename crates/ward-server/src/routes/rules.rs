@@ -304,3 +304,190 @@ pub(crate) async fn diff_versions(
         ),
     }))
 }
+
+/// Most test cases one rule may carry.
+const MAX_TESTS: usize = 200;
+
+/// Replaces a rule's test cases. Each has a name, `expect` (`match` or
+/// `no_match`) and an `event` object (flat JSON or EVTX JSON).
+#[utoipa::path(put, path = "/api/v1/rules/{id}/tests", tag = "rules", params(("id" = String, Path)), request_body = crate::views::RuleTestsBody,
+    responses((status = 200, body = crate::views::RuleTestsBody), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn set_tests(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<crate::views::RuleTestsBody>,
+) -> Result<Json<crate::views::RuleTestsBody>, ApiError> {
+    principal.require(Permission::WriteWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    if req.tests.len() > MAX_TESTS {
+        return Err(
+            ward_core::InvalidField::new("tests", format!("at most {MAX_TESTS} tests")).into(),
+        );
+    }
+    for (i, t) in req.tests.iter().enumerate() {
+        ward_core::checked_text("tests", &t.name, 200)?;
+        if !t.event.is_object() {
+            return Err(ward_core::InvalidField::new(
+                "tests",
+                format!(
+                    "test {} ({:?}): `event` must be a JSON object",
+                    i + 1,
+                    t.name
+                ),
+            )
+            .into());
+        }
+    }
+    let json = serde_json::to_string(&req.tests).map_err(|_| ApiError::internal())?;
+    let positive = req
+        .tests
+        .iter()
+        .filter(|t| t.expect == ward_rules::TestExpectation::Match)
+        .count();
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::RULE_TESTS_CHANGED,
+    )?
+    .target("rule", id.to_string())
+    .details(json!({ "tests": req.tests.len(), "positive": positive }));
+    if !state
+        .store()
+        .set_rule_tests(
+            &principal.tenant_id,
+            &id,
+            &json,
+            &principal.user_id,
+            state.now(),
+            &e,
+        )
+        .await?
+    {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(req))
+}
+
+/// A rule's test cases.
+#[utoipa::path(get, path = "/api/v1/rules/{id}/tests", tag = "rules", params(("id" = String, Path)),
+    responses((status = 200, body = crate::views::RuleTestsBody), (status = 404, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn get_tests(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<crate::views::RuleTestsBody>, ApiError> {
+    principal.require(Permission::ReadWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    state
+        .store()
+        .find_rule(&principal.tenant_id, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let tests = match state.store().rule_tests(&principal.tenant_id, &id).await? {
+        Some(j) => serde_json::from_str(&j).map_err(|_| ApiError::internal())?,
+        None => Vec::new(),
+    };
+    Ok(Json(crate::views::RuleTestsBody { tests }))
+}
+
+/// Runs the rule's tests against its current version with the local Sigma
+/// evaluator, and records the run (who, when, which version, each result).
+#[utoipa::path(post, path = "/api/v1/rules/{id}/tests/run", tag = "rules", params(("id" = String, Path)),
+    responses((status = 200, body = crate::views::TestRunView), (status = 404, body = crate::Problem), (status = 409, body = crate::Problem, description = "`no_tests`")),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn run_tests(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<crate::views::TestRunView>, ApiError> {
+    principal.require(Permission::WriteWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let rule = state
+        .store()
+        .find_rule(&principal.tenant_id, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let tests: Vec<ward_rules::RuleTest> =
+        match state.store().rule_tests(&principal.tenant_id, &id).await? {
+            Some(j) => serde_json::from_str(&j).map_err(|_| ApiError::internal())?,
+            None => Vec::new(),
+        };
+    if tests.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_tests",
+            "the rule has no tests; add some first",
+        ));
+    }
+    let versions = state
+        .store()
+        .rule_versions(&principal.tenant_id, &id)
+        .await?;
+    let current = versions
+        .iter()
+        .find(|v| v.version == rule.current_version)
+        .ok_or_else(ApiError::internal)?;
+    let checked = validate(current.content.as_bytes(), Limits::default());
+    let compiled = checked.rules.first().ok_or_else(ApiError::internal)?;
+    let outcomes = ward_rules::run_rule_tests(compiled, &tests);
+    let passed = u32::try_from(outcomes.iter().filter(|o| o.passed).count()).unwrap_or(u32::MAX);
+    let failed = u32::try_from(outcomes.len()).unwrap_or(u32::MAX) - passed;
+    let run = ward_store::StoredTestRun {
+        id: ward_core::EventId::from_random(state.random_id_bytes()?).to_string(),
+        version: rule.current_version,
+        run_by: principal.email.clone(),
+        run_at: state.now(),
+        passed,
+        failed,
+        results: serde_json::to_string(&outcomes).map_err(|_| ApiError::internal())?,
+    };
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::RULE_TESTS_RUN,
+    )?
+    .target("rule", id.to_string())
+    .details(json!({ "version": run.version, "passed": passed, "failed": failed }));
+    state.store().record_test_run(&id, &run, &e).await?;
+    Ok(Json(crate::views::TestRunView::new(&run, outcomes)))
+}
+
+/// The latest test runs of a rule (at most 50), newest first.
+#[utoipa::path(get, path = "/api/v1/rules/{id}/tests/runs", tag = "rules", params(("id" = String, Path)),
+    responses((status = 200, body = crate::views::TestRunList), (status = 404, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn list_test_runs(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<crate::views::TestRunList>, ApiError> {
+    principal.require(Permission::ReadWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    state
+        .store()
+        .find_rule(&principal.tenant_id, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let runs = state
+        .store()
+        .test_runs(&principal.tenant_id, &id, 50)
+        .await?;
+    let runs = runs
+        .iter()
+        .map(|r| {
+            let outcomes: serde_json::Value =
+                serde_json::from_str(&r.results).map_err(|_| ApiError::internal())?;
+            Ok(crate::views::TestRunView::new(r, outcomes))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Json(crate::views::TestRunList { runs }))
+}

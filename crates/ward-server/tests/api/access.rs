@@ -37,6 +37,7 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
         ("PATCH", "/api/v1/sso/providers/{id}") => Some(json!({"enabled": false})),
         ("POST", "/api/v1/rules") => Some(json!({"content": format!(
             "title: Matrix {n}\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n")})),
+        ("PUT", "/api/v1/rules/{id}/tests") => Some(json!({"tests": []})),
         ("PUT", "/api/v1/rules/{id}") => Some(
             json!({"content": "title: x\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n", "base_version": 1}),
         ),

@@ -11,7 +11,8 @@ use ward_store::on_both_backends;
 
 on_both_backends!(
     rules_are_validated_versioned_and_scoped,
-    rule_versions_are_immutable_in_the_database
+    rule_versions_are_immutable_in_the_database,
+    rule_tests_run_and_are_recorded,
 );
 
 const RULE: &str = "title: Whoami
@@ -254,4 +255,108 @@ async fn rule_versions_are_immutable_in_the_database(backend: ward_store::Backen
         let e = sqlx::query(sql).execute(&pool).await.expect_err("refused");
         assert!(e.to_string().contains("immutable"), "{e}");
     }
+}
+
+async fn rule_tests_run_and_are_recorded(backend: ward_store::Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("acme").await;
+    let alice = app.member(&t, "alice@acme.example", Role::User).await;
+    let viewer = app.member(&t, "val@acme.example", Role::Viewer).await;
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/rules",
+            &alice.auth,
+            json!({"content": RULE}),
+        )
+        .await;
+    let id = r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let tests = format!("/api/v1/rules/{id}/tests");
+
+    let r = app
+        .req(Method::POST, &format!("{tests}/run"), &alice.auth)
+        .send()
+        .await
+        .expect("send");
+    expect_problem(r, StatusCode::CONFLICT, "no_tests").await;
+
+    // Bad test cases: an event that is not an object, a body that is not JSON.
+    let r = app
+        .send_json(
+            Method::PUT,
+            &tests,
+            &alice.auth,
+            json!({"tests": [{"name": "x", "expect": "match", "event": "whoami"}]}),
+        )
+        .await;
+    expect_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
+    let r = app
+        .req(Method::PUT, &tests, &alice.auth)
+        .header("content-type", "application/json")
+        .body("{\"tests\": [{\"event\": not json}]}")
+        .send()
+        .await
+        .expect("send");
+    expect_problem(r, StatusCode::BAD_REQUEST, "malformed_json").await;
+    let r = app
+        .send_json(Method::PUT, &tests, &viewer.auth, json!({"tests": []}))
+        .await;
+    expect_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+
+    let cases = json!({"tests": [
+        {"name": "whoami", "expect": "match", "event": {"Image": "C:\\Windows\\System32\\whoami.exe"}},
+        {"name": "evtx whoami", "expect": "match", "event": {"Event": {"System": {"EventID": 1}, "EventData": {"Image": "C:\\x\\whoami.exe"}}}},
+        {"name": "notepad", "expect": "no_match", "event": {"Image": "C:\\Windows\\notepad.exe"}},
+        {"name": "wrong on purpose", "expect": "match", "event": {"Image": "C:\\calc.exe"}},
+    ]});
+    let r = app.send_json(Method::PUT, &tests, &alice.auth, cases).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let stored: Value = app
+        .get(&tests, &viewer.auth)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stored["tests"].as_array().map(Vec::len), Some(4));
+
+    let r = app
+        .req(Method::POST, &format!("{tests}/run"), &alice.auth)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let run: Value = r.json().await.expect("json");
+    assert_eq!(
+        (
+            run["passed"].as_u64(),
+            run["failed"].as_u64(),
+            run["version"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1))
+    );
+    assert_eq!(run["run_by"], "alice@acme.example");
+    let wrong = run["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["name"] == "wrong on purpose")
+        .expect("result");
+    assert_eq!(
+        (wrong["passed"].as_bool(), wrong["matched"].as_bool()),
+        (Some(false), Some(false))
+    );
+
+    let runs: Value = app
+        .get(&format!("{tests}/runs"), &viewer.auth)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1));
+    let actions = app.audit_actions(&t).await;
+    assert!(actions.iter().any(|(a, _)| a == "rule.tests_changed"));
+    assert!(actions.iter().any(|(a, _)| a == "rule.tests_run"));
 }
