@@ -57,6 +57,13 @@ pub mod actions {
     pub const RULE_EDITED: &str = "rule.edited";
     pub const RULE_TESTS_CHANGED: &str = "rule.tests_changed";
     pub const RULE_TESTS_RUN: &str = "rule.tests_run";
+    pub const RULE_DELETED: &str = "rule.deleted";
+    pub const RULE_SUBMITTED: &str = "rule.submitted";
+    pub const RULE_APPROVED: &str = "rule.approved";
+    pub const RULE_REJECTED: &str = "rule.rejected";
+    pub const RULE_IMPORTED: &str = "rule.imported";
+    pub const RULES_EXPORTED: &str = "rules.exported";
+    pub const REVIEW_POLICY_CHANGED: &str = "company.review_policy_changed";
 
     pub const ALL: &[&str] = &[
         INSTALLATION_INITIALIZED,
@@ -107,6 +114,13 @@ pub mod actions {
         RULE_EDITED,
         RULE_TESTS_CHANGED,
         RULE_TESTS_RUN,
+        RULE_DELETED,
+        RULE_SUBMITTED,
+        RULE_APPROVED,
+        RULE_REJECTED,
+        RULE_IMPORTED,
+        RULES_EXPORTED,
+        REVIEW_POLICY_CHANGED,
     ];
 }
 

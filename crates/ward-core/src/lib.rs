@@ -16,6 +16,7 @@ pub mod passkey;
 pub mod password_policy;
 pub mod rbac;
 pub mod rule;
+pub mod rule_review;
 pub mod session;
 pub mod sso;
 pub mod tenant;

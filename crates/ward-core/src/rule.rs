@@ -45,8 +45,27 @@ pub struct Rule {
     pub title: String,
     pub status: RuleStatus,
     pub current_version: u32,
+    /// The newest version approved through review, if any.
+    pub approved_version: Option<u32>,
+    /// From the current version, for filtering: Sigma `level`, `tags`, the
+    /// logsource as `product/category/service`, and who wrote that version.
+    pub level: Option<String>,
+    pub tags: Vec<String>,
+    pub logsource: String,
+    pub author_label: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// What a rule's list entry shows of its current version; taken from the
+/// Sigma text each time a version is saved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleHeader {
+    pub title: String,
+    pub sigma_id: Option<String>,
+    pub level: Option<String>,
+    pub tags: Vec<String>,
+    pub logsource: String,
 }
 
 /// One saved text of a rule. Never changed once written (the database refuses
@@ -74,4 +93,45 @@ pub fn check_change_note(note: Option<&str>) -> Result<String, InvalidField> {
         ));
     }
     Ok(n.to_owned())
+}
+
+/// What the rule list can be narrowed by; every given criterion must hold.
+/// Text criteria compare case-insensitively; `logsource` and `author` match a
+/// part, `tag` one whole tag.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFilter {
+    pub status: Option<String>,
+    pub level: Option<String>,
+    pub tag: Option<String>,
+    pub author: Option<String>,
+    pub logsource: Option<String>,
+}
+
+impl RuleFilter {
+    pub fn matches(&self, r: &Rule) -> bool {
+        let eq = |want: &Option<String>, have: &str| {
+            want.as_deref()
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .is_none_or(|w| w.eq_ignore_ascii_case(have))
+        };
+        let part = |want: &Option<String>, have: &str| {
+            want.as_deref()
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .is_none_or(|w| have.to_lowercase().contains(&w.to_lowercase()))
+        };
+        let tag_ok = self
+            .tag
+            .as_deref()
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .is_none_or(|w| r.tags.iter().any(|t| t.eq_ignore_ascii_case(w)));
+        eq(&self.status, r.status.as_str())
+            && eq(&self.level, r.level.as_deref().unwrap_or_default())
+            && tag_ok
+            && part(&self.author, &r.author_label)
+            && part(&self.logsource, &r.logsource)
+    }
 }

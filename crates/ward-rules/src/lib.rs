@@ -4,6 +4,7 @@
 //! test file format. No I/O: callers hand in bytes and get values back.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod diff;
 pub mod event;
 pub mod rule_tests;

@@ -700,6 +700,14 @@ pub struct RuleSummaryView {
     /// `draft`, `in_review`, `approved` or `rejected`.
     pub status: String,
     pub current_version: u32,
+    /// The newest version approved through review.
+    pub approved_version: Option<u32>,
+    pub level: Option<String>,
+    pub tags: Vec<String>,
+    /// `product/category/service` of the current version.
+    pub logsource: String,
+    /// Who wrote the current version.
+    pub author: String,
     pub updated_at: String,
 }
 
@@ -711,6 +719,11 @@ impl From<&ward_core::rule::Rule> for RuleSummaryView {
             title: r.title.clone(),
             status: r.status.as_str().to_owned(),
             current_version: r.current_version,
+            approved_version: r.approved_version,
+            level: r.level.clone(),
+            tags: r.tags.clone(),
+            logsource: r.logsource.clone(),
+            author: r.author_label.clone(),
             updated_at: r.updated_at.to_rfc3339(),
         }
     }
@@ -727,9 +740,6 @@ pub struct RuleView {
     pub rule: RuleSummaryView,
     pub content: String,
     pub content_hash: String,
-    pub level: Option<String>,
-    pub tags: Vec<String>,
-    pub logsource: String,
     /// Lint findings (warnings) on the current text.
     pub diagnostics: Vec<DiagnosticView>,
 }
@@ -740,14 +750,10 @@ impl RuleView {
         v: &ward_core::rule::RuleVersion,
         checked: &ward_rules::Validation,
     ) -> Self {
-        let doc = checked.documents.first();
         Self {
             rule: RuleSummaryView::from(r),
             content: v.content.clone(),
             content_hash: v.content_hash.clone(),
-            level: doc.and_then(|d| d.level.clone()),
-            tags: doc.map(|d| d.tags.clone()).unwrap_or_default(),
-            logsource: doc.map(|d| d.logsource.clone()).unwrap_or_default(),
             diagnostics: checked
                 .diagnostics
                 .iter()

@@ -21,6 +21,7 @@ mod migrate;
 mod passkeys;
 mod revoke;
 mod rows;
+mod rule_reviews;
 mod rules;
 mod sessions;
 mod snapshot;
@@ -47,6 +48,9 @@ pub use installation::InstallationRecord;
 pub use keys::{KeyToRewrap, StoredKey};
 pub use migrate::MIGRATIONS;
 pub use passkeys::{PasskeyEffect, PasskeyRemoval, PasskeyUse, PasskeyUseRecord};
+pub use rule_reviews::{
+    ImportItem, NewReview, ReviewDecision, RuleWithText, StoredApproval, StoredReview,
+};
 pub use rules::{StoredTestRun, VersionSaved};
 pub use snapshot::SnapshotCounts;
 pub use sso::{SealedSecret, StoredSsoProvider};

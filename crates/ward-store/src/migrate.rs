@@ -62,6 +62,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0008_rule_tests.sqlite.sql"),
         postgres: include_str!("migrations/0008_rule_tests.postgres.sql"),
     },
+    Migration {
+        version: 9,
+        name: "rule_reviews",
+        sqlite: include_str!("migrations/0009_rule_reviews.sqlite.sql"),
+        postgres: include_str!("migrations/0009_rule_reviews.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

@@ -7,6 +7,8 @@ pub(crate) mod connections;
 pub(crate) mod health;
 pub(crate) mod keys;
 pub(crate) mod passkeys;
+pub(crate) mod rule_bundle;
+pub(crate) mod rule_reviews;
 pub(crate) mod rules;
 pub(crate) mod sessions;
 pub(crate) mod sso;
@@ -37,12 +39,27 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sso::list_providers, sso::create_provider))
         .routes(routes!(sso::update_provider, sso::delete_provider))
         .routes(routes!(rules::list_rules, rules::create_rule))
-        .routes(routes!(rules::get_rule, rules::save_rule))
+        .routes(routes!(rule_bundle::import_rules))
+        .routes(routes!(rule_bundle::export_rules))
+        .routes(routes!(
+            rules::get_rule,
+            rules::save_rule,
+            rules::delete_rule
+        ))
         .routes(routes!(rules::list_versions))
         .routes(routes!(rules::diff_versions))
         .routes(routes!(rules::get_tests, rules::set_tests))
         .routes(routes!(rules::run_tests))
         .routes(routes!(rules::list_test_runs))
+        .routes(routes!(rule_reviews::submit_rule))
+        .routes(routes!(rule_reviews::approve_rule))
+        .routes(routes!(rule_reviews::reject_rule))
+        .routes(routes!(rule_reviews::get_review))
+        .routes(routes!(rule_reviews::review_queue))
+        .routes(routes!(
+            rule_reviews::get_review_policy,
+            rule_reviews::set_review_policy
+        ))
         .routes(routes!(account::me))
         .routes(routes!(account::change_password))
         .routes(routes!(users::list_users, users::create_user))

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::json;
 use ward_core::audit::actions;
-use ward_core::rule::{Rule, RuleStatus, RuleVersion, check_change_note};
+use ward_core::rule::{Rule, RuleFilter, RuleHeader, RuleStatus, RuleVersion, check_change_note};
 use ward_core::{Permission, RuleId};
 use ward_rules::{Limits, Validation, content_hash, validate};
 use ward_store::{Conflict, StoreError, VersionSaved};
@@ -19,7 +19,7 @@ use crate::{ApiError, AppState};
 
 /// Validates rule text; an invalid rule is a 422 naming every error with its
 /// position, and one holding more than one document is refused too.
-fn validated(content: &str) -> Result<(Validation, String, Option<String>), ApiError> {
+pub(crate) fn validated(content: &str) -> Result<(Validation, RuleHeader), ApiError> {
     let v = validate(content.as_bytes(), Limits::default());
     if !v.is_valid() {
         let errors: Vec<String> = v.errors().take(20).map(ToString::to_string).collect();
@@ -40,11 +40,41 @@ fn validated(content: &str) -> Result<(Validation, String, Option<String>), ApiE
         e.field = Some("content".to_owned());
         return Err(e);
     };
-    let (title, id) = (doc.title.clone(), doc.id.clone());
-    Ok((v, title, id))
+    let head = RuleHeader {
+        title: doc.title.clone(),
+        sigma_id: doc.id.clone(),
+        level: doc.level.clone(),
+        tags: doc.tags.clone(),
+        logsource: doc.logsource.clone(),
+    };
+    Ok((v, head))
 }
 
-fn id_taken(e: StoreError) -> ApiError {
+/// A new draft rule at version 1 in the principal's company.
+pub(crate) fn new_rule(
+    state: &AppState,
+    principal: &Principal,
+    head: RuleHeader,
+    now: ward_core::Timestamp,
+) -> Result<Rule, ApiError> {
+    Ok(Rule {
+        id: RuleId::from_random(state.random_id_bytes()?),
+        tenant_id: principal.tenant_id.clone(),
+        sigma_id: head.sigma_id,
+        title: head.title,
+        status: RuleStatus::Draft,
+        current_version: 1,
+        approved_version: None,
+        level: head.level,
+        tags: head.tags,
+        logsource: head.logsource,
+        author_label: principal.email.clone(),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+pub(crate) fn id_taken(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict(Conflict::RuleIdTaken) => ApiError::new(
             StatusCode::CONFLICT,
@@ -69,18 +99,9 @@ pub(crate) async fn create_rule(
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     principal.require(Permission::WriteWorkObjects)?;
     let note = check_change_note(req.note.as_deref())?;
-    let (v, title, sigma_id) = validated(&req.content)?;
+    let (v, head) = validated(&req.content)?;
     let now = state.now();
-    let rule = Rule {
-        id: RuleId::from_random(state.random_id_bytes()?),
-        tenant_id: principal.tenant_id.clone(),
-        sigma_id,
-        title,
-        status: RuleStatus::Draft,
-        current_version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let rule = new_rule(&state, &principal, head, now)?;
     let version = RuleVersion {
         rule_id: rule.id.clone(),
         version: 1,
@@ -107,17 +128,27 @@ pub(crate) async fn create_rule(
 
 /// The company's rules.
 #[utoipa::path(get, path = "/api/v1/rules", tag = "rules",
-    responses((status = 200, body = RuleList)),
+    params(("status" = Option<String>, Query), ("level" = Option<String>, Query), ("tag" = Option<String>, Query),
+        ("author" = Option<String>, Query, description = "part of the current version's author"),
+        ("logsource" = Option<String>, Query, description = "part of `product/category/service`")),
+    responses((status = 200, body = RuleList), (status = 422, body = crate::Problem)),
     security(("session_cookie" = []), ("bearer" = [])))]
 pub(crate) async fn list_rules(
     State(state): State<AppState>,
     principal: Principal,
+    crate::extract::ApiQuery(filter): crate::extract::ApiQuery<RuleFilter>,
 ) -> Result<Json<RuleList>, ApiError> {
     principal.require(Permission::ReadWorkObjects)?;
+    if let Some(s) = filter.status.as_deref().filter(|s| !s.is_empty()) {
+        RuleStatus::parse(s).ok_or_else(|| {
+            ward_core::InvalidField::new("status", "must be draft, in_review, approved or rejected")
+        })?;
+    }
     let rules = state.store().list_rules(&principal.tenant_id).await?;
     Ok(Json(RuleList {
         rules: rules
             .iter()
+            .filter(|r| filter.matches(r))
             .map(crate::views::RuleSummaryView::from)
             .collect(),
     }))
@@ -168,7 +199,7 @@ pub(crate) async fn save_rule(
     principal.require(Permission::WriteWorkObjects)?;
     let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
     let note = check_change_note(req.note.as_deref())?;
-    let (v, title, sigma_id) = validated(&req.content)?;
+    let (v, head) = validated(&req.content)?;
     let rule = state
         .store()
         .find_rule(&principal.tenant_id, &id)
@@ -211,13 +242,7 @@ pub(crate) async fn save_rule(
         .details(json!({ "version": version.version, "content_hash": version.content_hash, "note": version.note }));
     match state
         .store()
-        .save_rule_version(
-            &principal.tenant_id,
-            &version,
-            &title,
-            sigma_id.as_deref(),
-            &e,
-        )
+        .save_rule_version(&principal.tenant_id, &version, &head, &e)
         .await
         .map_err(id_taken)?
     {
@@ -226,8 +251,12 @@ pub(crate) async fn save_rule(
         VersionSaved::Stale { .. } => return Err(stale()),
     }
     let rule = Rule {
-        title,
-        sigma_id,
+        title: head.title,
+        sigma_id: head.sigma_id,
+        level: head.level,
+        tags: head.tags,
+        logsource: head.logsource,
+        author_label: version.author_label.clone(),
         status: RuleStatus::Draft,
         current_version: version.version,
         updated_at: version.created_at,
@@ -306,7 +335,7 @@ pub(crate) async fn diff_versions(
 }
 
 /// Most test cases one rule may carry.
-const MAX_TESTS: usize = 200;
+pub(crate) const MAX_TESTS: usize = 200;
 
 /// Replaces a rule's test cases. Each has a name, `expect` (`match` or
 /// `no_match`) and an `event` object (flat JSON or EVTX JSON).
@@ -490,4 +519,43 @@ pub(crate) async fn list_test_runs(
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(Json(crate::views::TestRunList { runs }))
+}
+
+/// Deletes a rule: it leaves the lists and its Sigma id is free again; its
+/// versions, tests, runs and reviews are kept as the record.
+#[utoipa::path(delete, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::Problem), (status = 404, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn delete_rule(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Permission::WriteWorkObjects)?;
+    let id = RuleId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let rule = state
+        .store()
+        .find_rule(&principal.tenant_id, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::RULE_DELETED,
+    )?
+    .target("rule", id.to_string())
+    .details(
+        json!({ "title": rule.title, "sigma_id": rule.sigma_id, "version": rule.current_version }),
+    );
+    if !state
+        .store()
+        .delete_rule(&principal.tenant_id, &id, state.now(), &e)
+        .await?
+    {
+        return Err(ApiError::not_found());
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

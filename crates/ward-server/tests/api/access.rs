@@ -38,6 +38,11 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
         ("POST", "/api/v1/rules") => Some(json!({"content": format!(
             "title: Matrix {n}\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n")})),
         ("PUT", "/api/v1/rules/{id}/tests") => Some(json!({"tests": []})),
+        ("POST", "/api/v1/rules/{id}/submit") | ("POST", "/api/v1/rules/{id}/approve") => {
+            Some(json!({"version": 1}))
+        }
+        ("POST", "/api/v1/rules/{id}/reject") => Some(json!({"version": 1, "reason": "matrix"})),
+        ("PUT", "/api/v1/company/review-policy") => Some(json!({"min_approvers": 1})),
         ("PUT", "/api/v1/rules/{id}") => Some(
             json!({"content": "title: x\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n", "base_version": 1}),
         ),

@@ -11,6 +11,7 @@ mod harness;
 mod input;
 mod oidc;
 mod passkeys;
+mod rule_reviews;
 mod rules;
 mod soft_authenticator;
 mod tokens;
