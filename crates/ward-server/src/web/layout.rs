@@ -11,6 +11,8 @@ use crate::extract::Principal;
 /// Which navigation entry is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Section {
+    Rules,
+    Reviews,
     Account,
     Users,
     Security,
@@ -32,6 +34,18 @@ fn head(title: &str) -> Markup {
 /// Navigation shows only what the role may open (the routes check again).
 fn nav(principal: &Principal, current: Section) -> Markup {
     let entries = [
+        (
+            Section::Rules,
+            "/rules",
+            "Rules",
+            Permission::ReadWorkObjects,
+        ),
+        (
+            Section::Reviews,
+            "/reviews",
+            "Reviews",
+            Permission::ReadWorkObjects,
+        ),
         (
             Section::Account,
             "/account",

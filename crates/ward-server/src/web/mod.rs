@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod assets;
 mod layout;
+mod rules;
 mod signin;
 mod sso;
 
@@ -52,6 +53,19 @@ pub(crate) fn routes() -> Router<AppState> {
             "/admin/security/sso/{id}/delete",
             post(admin::delete_provider),
         )
+        .route("/rules", get(rules::list).post(rules::create))
+        .route("/rules/new", get(rules::new_page))
+        .route("/rules/export", get(rules::export))
+        .route("/rules/{id}", get(rules::show).post(rules::save))
+        .route("/rules/{id}/diff", get(rules::diff))
+        .route("/rules/{id}/tests", post(rules::save_tests))
+        .route("/rules/{id}/tests/run", post(rules::run_tests))
+        .route("/rules/{id}/submit", post(rules::submit))
+        .route("/rules/{id}/review", get(rules::review))
+        .route("/rules/{id}/approve", post(rules::approve))
+        .route("/rules/{id}/reject", post(rules::reject))
+        .route("/rules/{id}/delete", post(rules::delete))
+        .route("/reviews", get(rules::queue))
         .route("/static/{name}", get(assets::serve))
 }
 
