@@ -83,6 +83,15 @@ pub enum RulesCommand {
         #[arg(required = true, value_name = "EVENTS")]
         events: Vec<std::path::PathBuf>,
     },
+    /// Pack a directory of rules (with their tests files) into a zip for
+    /// `POST /api/v1/rules/import`.
+    Pack {
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// Where to write the zip.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,7 +19,44 @@ pub fn run(cmd: RulesCommand) -> Result<()> {
         RulesCommand::Validate { paths, quiet } => validate_paths(&paths, quiet),
         RulesCommand::Test { paths } => test_paths(&paths),
         RulesCommand::Eval { rule, events } => eval(&rule, &events),
+        RulesCommand::Pack { dir, out } => pack(&dir, &out),
     }
+}
+
+/// Zips every rule under `dir`, with the tests file beside each, under paths
+/// relative to `dir` (what the import reports per file).
+fn pack(dir: &Path, out: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{}: not a directory", dir.display());
+    }
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for rule in rule_files(&[dir.to_path_buf()])? {
+        for p in std::iter::once(rule.clone()).chain(tests_for(&rule)) {
+            let rel = p
+                .strip_prefix(dir)
+                .ok()
+                .and_then(|r| r.to_str())
+                .map(|r| r.replace(std::path::MAIN_SEPARATOR, "/"))
+                .filter(|r| ward_rules::bundle::safe_relative_path(r))
+                .with_context(|| format!("{}: the path cannot go into a zip", p.display()))?;
+            files.push((rel, read(&p)?));
+        }
+    }
+    if files.is_empty() {
+        bail!("{}: no .yml or .yaml rules found", dir.display());
+    }
+    let rules = files.iter().filter(|(p, _)| !p.contains(".tests.")).count();
+    let zip =
+        ward_rules::bundle::write_bundle(files.iter().map(|(p, c)| (p.as_str(), c.as_slice())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(out, &zip).with_context(|| format!("{}", out.display()))?;
+    println!(
+        "packed {rules} rule(s) and {} tests file(s) into {} ({} bytes)",
+        files.len() - rules,
+        out.display(),
+        zip.len()
+    );
+    Ok(())
 }
 
 /// Rule files under the given paths (directories walked, sorted); test files

@@ -134,6 +134,47 @@ fn test_runs_tests_beside_rules() {
     );
 }
 
+#[test]
+fn pack_zips_rules_with_their_tests() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.join("rules/windows")).expect("mkdir");
+    std::fs::write(dir.join("rules/windows/rule.yml"), RULE).expect("write");
+    std::fs::write(dir.join("rules/windows/rule.tests.yml"), "tests: []\n").expect("write");
+    std::fs::write(dir.join("rules/README.md"), "not a rule").expect("write");
+    let o = ward(&dir, &["rules", "pack", "rules", "--out", "rules.zip"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout(&o).contains("packed 1 rule(s) and 1 tests file(s)"),
+        "{}",
+        stdout(&o)
+    );
+    let zip = std::fs::read(dir.join("rules.zip")).expect("zip");
+    let rules = ward_rules::bundle::read_bundle(&zip, ward_rules::bundle::BundleLimits::default())
+        .expect("bundle");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].path, "windows/rule.yml");
+    assert_eq!(
+        rules[0].tests_path.as_deref(),
+        Some("windows/rule.tests.yml")
+    );
+    // Nothing to pack, or no directory: a one-line reason and exit 1.
+    std::fs::create_dir_all(dir.join("empty")).expect("mkdir");
+    for args in [
+        ["rules", "pack", "empty", "--out", "e.zip"],
+        ["rules", "pack", "nowhere", "--out", "e.zip"],
+    ] {
+        let o = ward(&dir, &args);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count(), 1);
+    }
+    assert!(!dir.join("e.zip").exists(), "nothing written");
+}
+
 fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "ward-rules-{}-{}",
