@@ -84,7 +84,7 @@ pub(crate) async fn import_rules(
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                "body_too_large",
                 format!("an import is at most {MAX_IMPORT_BYTES} bytes"),
             )
         })?;
