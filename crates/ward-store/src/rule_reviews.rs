@@ -11,7 +11,8 @@ use ward_core::{AuditEvent, RuleId, TenantId, Timestamp, UserId};
 
 use crate::audit::insert_audit;
 use crate::rules::{
-    advance_current_version, insert_rule, insert_version, replace_tests, rule_row, void_open_review,
+    advance_current_version, insert_rule, insert_version, replace_tests,
+    return_to_draft_if_in_review, rule_row, void_open_review,
 };
 use crate::{Backend, Store, StoreError, StoredTestRun};
 
@@ -514,15 +515,7 @@ impl Store {
                         at,
                         audit,
                     } => {
-                        if void_open_review(&mut tx, rule_id, *at).await? {
-                            sqlx::query(
-                                "UPDATE rules SET status = 'draft', updated_at = $1 WHERE id = $2",
-                            )
-                            .bind(at.millis())
-                            .bind(rule_id.as_str().to_owned())
-                            .execute(&mut *tx)
-                            .await?;
-                        }
+                        return_to_draft_if_in_review(&mut tx, rule_id, *at).await?;
                         replace_tests(&mut tx, rule_id, tests, by, *at).await?;
                         insert_audit(&mut tx, audit).await?;
                     }

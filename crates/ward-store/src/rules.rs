@@ -200,6 +200,22 @@ pub(crate) async fn void_open_review(
     Ok(n > 0)
 }
 
+/// A change of a rule's tests ends its open review and makes it a draft again.
+pub(crate) async fn return_to_draft_if_in_review(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    rule: &RuleId,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    if void_open_review(tx, rule, at).await? {
+        sqlx::query("UPDATE rules SET status = 'draft', updated_at = $1 WHERE id = $2")
+            .bind(at.millis())
+            .bind(rule.as_str().to_owned())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The outcome of saving a new version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionSaved {
@@ -342,13 +358,7 @@ impl Store {
             return Ok(false);
         }
         // Reviewers approve a version together with the tests that prove it.
-        if void_open_review(&mut tx, rule, at).await? {
-            sqlx::query("UPDATE rules SET status = 'draft', updated_at = $1 WHERE id = $2")
-                .bind(at.millis())
-                .bind(rule.as_str().to_owned())
-                .execute(&mut *tx)
-                .await?;
-        }
+        return_to_draft_if_in_review(&mut tx, rule, at).await?;
         replace_tests(&mut tx, rule, tests_json, by, at).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;

@@ -180,7 +180,48 @@ async fn other_tenants_ids_are_not_found(backend: ward_store::Backend) {
         .expect("id")
         .to_owned();
 
-    let probes: Vec<(Method, String, Option<Value>)> = vec![
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/rules",
+            &a_user.auth,
+            json!({"content": "title: Alpha rule\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n"}),
+        )
+        .await;
+    let a_rule = r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let rule_probes = [
+        (Method::GET, "", None),
+        (
+            Method::PUT,
+            "",
+            Some(
+                json!({"content": "title: Taken\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n", "base_version": 1}),
+            ),
+        ),
+        (Method::DELETE, "", None),
+        (Method::GET, "/versions", None),
+        (Method::GET, "/diff?from=1&to=1", None),
+        (Method::GET, "/tests", None),
+        (Method::PUT, "/tests", Some(json!({"tests": []}))),
+        (Method::POST, "/tests/run", None),
+        (Method::GET, "/tests/runs", None),
+        (Method::POST, "/submit", Some(json!({"version": 1}))),
+        (Method::POST, "/approve", Some(json!({"version": 1}))),
+        (
+            Method::POST,
+            "/reject",
+            Some(json!({"version": 1, "reason": "mine now"})),
+        ),
+        (Method::GET, "/review", None),
+    ];
+    let mut probes: Vec<(Method, String, Option<Value>)> = rule_probes
+        .into_iter()
+        .map(|(m, tail, body)| (m, format!("/api/v1/rules/{a_rule}{tail}"), body))
+        .collect();
+    probes.extend(vec![
         (Method::GET, format!("/api/v1/users/{}", a_user.id), None),
         (
             Method::PATCH,
@@ -215,7 +256,7 @@ async fn other_tenants_ids_are_not_found(backend: ward_store::Backend) {
             format!("/api/v1/connections/{a_conn}"),
             None,
         ),
-    ];
+    ]);
     for (m, path, body) in probes {
         let mut req = app.req(m.clone(), &path, &b_admin.auth);
         if let Some(b) = body {
