@@ -181,32 +181,57 @@ impl Frontier {
         self.size
     }
 
+    /// The hashes of `peak_nodes(size)`, largest subtree first.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
+    }
+
     /// Appends a leaf hash; returns every subtree it completes, the leaf first.
     pub fn append(&mut self, leaf: Hash) -> Vec<(NodeId, Hash)> {
-        let mut completed = vec![(
+        let mut completed = Vec::with_capacity(2);
+        self.append_perfect(0, leaf, |id, hash| completed.push((id, *hash)));
+        completed
+    }
+
+    /// Appends the root of a perfect subtree of `2^level` leaves (a leaf at level
+    /// 0), telling `completed` of it and of every subtree it completes, lowest
+    /// first, without allocating. The tree's size must be a multiple of
+    /// `2^level`, so the subtree is aligned; returns false (appending nothing) if
+    /// it is not.
+    pub fn append_perfect(
+        &mut self,
+        level: u8,
+        root: Hash,
+        mut completed: impl FnMut(NodeId, &Hash),
+    ) -> bool {
+        if level >= 64 || self.size & ((1u64 << level) - 1) != 0 {
+            return false;
+        }
+        let added = 1u64 << level;
+        let mut hash = root;
+        let mut level = level;
+        completed(
             NodeId {
-                level: 0,
-                index: self.size,
+                level,
+                index: self.size >> level,
             },
-            leaf,
-        )];
-        let mut hash = leaf;
-        let mut level = 0u8;
+            &hash,
+        );
         while (self.size >> level) & 1 == 1 {
             let left = self.peaks.pop().expect("a set bit has a peak");
             hash = node_hash(&left, &hash);
             level += 1;
-            completed.push((
+            completed(
                 NodeId {
                     level,
                     index: self.size >> level,
                 },
-                hash,
-            ));
+                &hash,
+            );
         }
         self.peaks.push(hash);
-        self.size += 1;
-        completed
+        self.size += added;
+        true
     }
 
     /// MTH of the leaves appended so far.
@@ -245,6 +270,35 @@ mod tests {
             f.append(ls[n - 1]);
             assert_eq!(f.root(), merkle::root(&ls[..n]), "size {n}");
         }
+    }
+
+    #[test]
+    fn appending_perfect_subtrees_equals_appending_their_leaves() {
+        let ls = leaves(83);
+        let nodes = all_nodes(&ls);
+        // Chunks of 16 leaves as subtree roots, then the tail leaf by leaf.
+        let mut f = Frontier::new();
+        let mut seen = Vec::new();
+        for chunk in 0..5u64 {
+            let root = nodes[&NodeId {
+                level: 4,
+                index: chunk,
+            }];
+            assert!(f.append_perfect(4, root, |id, h| seen.push((id, *h))));
+        }
+        for l in &ls[80..] {
+            f.append_perfect(0, *l, |id, h| seen.push((id, *h)));
+        }
+        assert_eq!(f.root(), merkle::root(&ls));
+        assert_eq!(f.size(), 83);
+        for (id, h) in seen {
+            assert_eq!(nodes[&id], h, "{id:?}");
+        }
+        // A misaligned subtree is refused and changes nothing.
+        assert!(!f.append_perfect(1, ls[0], |_, _| {}));
+        assert_eq!(f.size(), 83);
+        let rebuilt = Frontier::from_peaks(83, f.peaks().to_vec()).expect("peaks");
+        assert_eq!(rebuilt.root(), f.root());
     }
 
     #[test]

@@ -310,9 +310,57 @@ fn integers_only(value: Value) -> Value {
     }
 }
 
+/// The columns a Merkle leaf commits to, borrowed: from a `StoredAuditEvent`, or
+/// straight from a database row where verification reads millions of them.
+#[derive(Debug, Clone, Copy)]
+pub struct LeafFields<'a> {
+    pub id: &'a str,
+    pub occurred_at: i64,
+    pub tenant_id: Option<&'a str>,
+    pub actor_kind: &'a str,
+    pub actor_id: Option<&'a str>,
+    pub actor_label: &'a str,
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+    pub request_id: &'a str,
+    pub action: &'a str,
+    pub target_kind: Option<&'a str>,
+    pub target_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub details: LeafDetails<'a>,
+}
+
+/// An event's details as a leaf encoder receives them.
+#[derive(Debug, Clone, Copy)]
+pub enum LeafDetails<'a> {
+    Parsed(&'a Value),
+    /// JSON text as stored, used verbatim only by callers that have checked it
+    /// is one well-formed JSON value (so the leaf's bytes still parse unambiguously).
+    StoredText(&'a str),
+}
+
 impl StoredAuditEvent {
     /// The event as the Merkle leaf commits to it (canonicalized with RFC 8785) and
     /// as exports carry it: every stored column but the read-order `seq`.
+    pub fn leaf_fields(&self) -> LeafFields<'_> {
+        LeafFields {
+            id: self.id.as_str(),
+            occurred_at: self.occurred_at.millis(),
+            tenant_id: self.tenant_id.as_ref().map(|t| t.as_str()),
+            actor_kind: self.actor.kind.as_str(),
+            actor_id: self.actor.id.as_deref(),
+            actor_label: &self.actor.label,
+            ip: &self.context.ip,
+            user_agent: &self.context.user_agent,
+            request_id: &self.context.request_id,
+            action: &self.action,
+            target_kind: self.target_kind.as_deref(),
+            target_id: self.target_id.as_deref(),
+            outcome: &self.outcome,
+            details: LeafDetails::Parsed(&self.details),
+        }
+    }
+
     pub fn leaf_value(&self) -> Value {
         serde_json::json!({
             "id": self.id.as_str(),

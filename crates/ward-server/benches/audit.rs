@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ward_audit::CheckpointSigner;
 use ward_core::{Actor, AuditEvent, EventId, RequestContext, Timestamp};
-use ward_crypto::{InstallationSalt, MasterSecret, OsRandom, SecureRandom};
+use ward_crypto::{OsRandom, SecureRandom};
 use ward_server::audit_log::{Sequencer, consistency_proof, inclusion_proof, sign_checkpoint};
 use ward_store::testing::TestDatabase;
 use ward_store::{Backend, ConnectSettings, Store};
@@ -92,12 +92,36 @@ async fn main() {
     let writers = env_num("BENCH_WRITERS", 16);
     let per_writer = env_num("BENCH_APPENDS", 20_000) / writers;
     let events = env_num("BENCH_EVENTS", 1_000_000);
+    // BENCH_SQLITE_FILE keeps the SQLite log between runs (building a
+    // 10,000,000-event log takes minutes); events already there are not reloaded.
+    let kept = std::env::var("BENCH_SQLITE_FILE").ok();
     let db = TestDatabase::new(backend).await;
-    let store = Store::connect(&db.url, ConnectSettings::default())
+    let url = match (&kept, backend) {
+        (Some(path), Backend::Sqlite) => format!("sqlite://{path}"),
+        _ => db.url.clone(),
+    };
+    let store = Store::connect(&url, ConnectSettings::default())
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
     println!("backend: {}, {writers} writers", backend.as_str());
+    if std::env::var("BENCH_VERIFY_ONLY").is_ok() {
+        // For profiling verification alone on a kept log.
+        let signer = CheckpointSigner::from_seed("ward/bench", [7u8; 32]);
+        let size = store.audit_tree_size().await.expect("size");
+        let started = Instant::now();
+        let report =
+            ward_server::audit_verify::verify_log(&store, &[signer.verifier()], &mut |_, _| {})
+                .await
+                .expect("verify");
+        let secs = started.elapsed().as_secs_f64();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        println!(
+            "verify_log: {size} events in {secs:.1} s, {:.0} events/s",
+            size as f64 / secs
+        );
+        return;
+    }
 
     // 1. Durable append.
     let plain = concurrent_appends(&store, writers, per_writer, false, 0).await;
@@ -133,9 +157,8 @@ async fn main() {
         .await
         .expect("integrate");
     let integrate_secs = started.elapsed().as_secs_f64();
-    let master = MasterSecret::generate(&OsRandom).expect("secret");
-    let salt = InstallationSalt::generate(&OsRandom).expect("salt");
-    let signer: CheckpointSigner = ward_server::audit_log::checkpoint_signer(&master, &salt);
+    // A fixed key, so checkpoints signed by earlier runs on a kept log verify.
+    let signer = CheckpointSigner::from_seed("ward/bench", [7u8; 32]);
     sign_checkpoint(&store, &signer, Timestamp::from_millis(1_800_000_000_000))
         .await
         .expect("checkpoint");

@@ -3,6 +3,7 @@
 //! subtrees. Used by `ward serve` (one sequencer across instances, by lease) and by
 //! the CLI.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -12,7 +13,7 @@ use ward_audit::{
     write_canonical_string,
 };
 use ward_core::Timestamp;
-use ward_core::audit::StoredAuditEvent;
+use ward_core::audit::{LeafDetails, LeafFields, StoredAuditEvent};
 use ward_crypto::{InstallationSalt, MasterSecret, Purpose};
 use ward_store::{Conflict, NewLeaf, Store, StoreError, StoredCheckpoint};
 
@@ -41,44 +42,54 @@ pub fn event_leaf(event: &StoredAuditEvent) -> Result<Hash, StoreError> {
 /// (sorted) order without building a JSON tree — the verifier's hot path. A test
 /// holds it equal to `canonical_json(&e.leaf_value())`.
 pub fn leaf_bytes(e: &StoredAuditEvent) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(512);
+    write_leaf_bytes(&e.leaf_fields(), &mut out)?;
+    Ok(out)
+}
+
+/// Appends the canonical leaf bytes of `e` to `out` (cleared by the caller).
+pub fn write_leaf_bytes(e: &LeafFields<'_>, out: &mut Vec<u8>) -> Result<(), StoreError> {
     fn opt(out: &mut Vec<u8>, v: Option<&str>) {
         match v {
             Some(s) => write_canonical_string(s, out),
             None => out.extend_from_slice(b"null"),
         }
     }
-    let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"{\"action\":");
-    write_canonical_string(&e.action, &mut out);
+    write_canonical_string(e.action, out);
     out.extend_from_slice(b",\"actor_id\":");
-    opt(&mut out, e.actor.id.as_deref());
+    opt(out, e.actor_id);
     out.extend_from_slice(b",\"actor_kind\":");
-    write_canonical_string(e.actor.kind.as_str(), &mut out);
+    write_canonical_string(e.actor_kind, out);
     out.extend_from_slice(b",\"actor_label\":");
-    write_canonical_string(&e.actor.label, &mut out);
+    write_canonical_string(e.actor_label, out);
     out.extend_from_slice(b",\"details\":");
-    write_canonical(&e.details, &mut out)
-        .map_err(|err| StoreError::Corrupt(format!("audit event {}: {err}", e.id.as_str())))?;
+    match e.details {
+        LeafDetails::Parsed(v) => write_canonical(v, out)
+            .map_err(|err| StoreError::Corrupt(format!("audit event {}: {err}", e.id)))?,
+        LeafDetails::StoredText(text) => out.extend_from_slice(text.as_bytes()),
+    }
     out.extend_from_slice(b",\"id\":");
-    write_canonical_string(e.id.as_str(), &mut out);
+    write_canonical_string(e.id, out);
     out.extend_from_slice(b",\"ip\":");
-    write_canonical_string(&e.context.ip, &mut out);
+    write_canonical_string(e.ip, out);
     out.extend_from_slice(b",\"occurred_at\":");
-    out.extend_from_slice(e.occurred_at.millis().to_string().as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{}", e.occurred_at);
     out.extend_from_slice(b",\"outcome\":");
-    write_canonical_string(&e.outcome, &mut out);
+    write_canonical_string(e.outcome, out);
     out.extend_from_slice(b",\"request_id\":");
-    write_canonical_string(&e.context.request_id, &mut out);
+    write_canonical_string(e.request_id, out);
     out.extend_from_slice(b",\"target_id\":");
-    opt(&mut out, e.target_id.as_deref());
+    opt(out, e.target_id);
     out.extend_from_slice(b",\"target_kind\":");
-    opt(&mut out, e.target_kind.as_deref());
+    opt(out, e.target_kind);
     out.extend_from_slice(b",\"tenant_id\":");
-    opt(&mut out, e.tenant_id.as_ref().map(|t| t.as_str()));
+    opt(out, e.tenant_id);
     out.extend_from_slice(b",\"user_agent\":");
-    write_canonical_string(&e.context.user_agent, &mut out);
+    write_canonical_string(e.user_agent, out);
     out.push(b'}');
-    Ok(out)
+    Ok(())
 }
 
 /// Rebuilds the frontier of the stored tree of `size` leaves.

@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use ward_audit::{CheckpointVerifier, Frontier, Hash, NodeId, Problem};
-use ward_store::{LeafRecord, Store, StoreError};
+use ward_store::{LeafRecord, Store, StoreError, StoredCheckpoint};
 
 use crate::audit_log::event_leaf;
+use crate::audit_verify_parallel::{CHUNK_LEVEL, verify_sqlite_file};
 
 /// Leaves read per page.
 pub const VERIFY_PAGE: u64 = 20_000;
@@ -43,12 +44,47 @@ pub async fn verify_log(
     trusted: &[CheckpointVerifier],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, StoreError> {
-    let mut problems: Vec<Problem> = store
+    // A SQLite file is first verified on every core through direct reads; only a
+    // log that is not clean takes the page-by-page path, which names the first
+    // bad index.
+    if let Some(path) = store.sqlite_file().map(|p| p.to_path_buf()) {
+        let size = store.audit_tree_size().await?;
+        let checkpoints = store.audit_checkpoints().await?;
+        let roots = checkpoints.iter().map(|c| (c.tree_size, c.root)).collect();
+        if let Some(clean) = verify_sqlite_file(path, size, roots, CHUNK_LEVEL, progress).await? {
+            let mut problems = schema_problems(store).await?;
+            problems.extend(checkpoint_problem(&checkpoints, size, trusted));
+            progress(size, size);
+            return Ok(VerifyReport {
+                size,
+                root: clean.root,
+                checkpoints: checkpoints.len(),
+                pending: clean.pending,
+                problems,
+            });
+        }
+    }
+    verify_log_by_pages(store, trusted, progress).await
+}
+
+async fn schema_problems(store: &Store) -> Result<Vec<Problem>, StoreError> {
+    Ok(store
         .audit_schema_problems()
         .await?
         .into_iter()
         .map(Problem::Schema)
-        .collect();
+        .collect())
+}
+
+/// Verifies the log page by page through the pool, naming the first bad index.
+/// Works on both backends; `verify_log` uses it for PostgreSQL and whenever the
+/// parallel path finds a SQLite log not clean.
+pub async fn verify_log_by_pages(
+    store: &Store,
+    trusted: &[CheckpointVerifier],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, StoreError> {
+    let mut problems = schema_problems(store).await?;
     let size = store.audit_tree_size().await?;
     let checkpoints = store.audit_checkpoints().await?;
     let by_size: HashMap<u64, Hash> = checkpoints.iter().map(|c| (c.tree_size, c.root)).collect();
@@ -141,30 +177,7 @@ pub async fn verify_log(
     if let Some(p) = first_bad {
         problems.push(p);
     } else {
-        for c in &checkpoints {
-            if c.tree_size > size {
-                problems.push(Problem::Truncated {
-                    checkpoint_size: c.tree_size,
-                    tree_size: size,
-                });
-                break;
-            }
-            let verified = trusted.iter().any(|k| {
-                k.verify(&c.note)
-                    .is_ok_and(|cp| cp.size == c.tree_size && cp.root == c.root)
-            });
-            if !verified {
-                let reason = trusted[0].verify(&c.note).err().map_or(
-                    "the note does not match the stored size and root".to_owned(),
-                    |e| e.to_string(),
-                );
-                problems.push(Problem::BadSignature {
-                    size: c.tree_size,
-                    reason,
-                });
-                break;
-            }
-        }
+        problems.extend(checkpoint_problem(&checkpoints, size, trusted));
     }
     Ok(VerifyReport {
         size,
@@ -173,6 +186,41 @@ pub async fn verify_log(
         pending: store.audit_pending_count().await?,
         problems,
     })
+}
+
+/// The first checkpoint beyond the log (truncation) or not signed by a trusted
+/// key over its stored size and root.
+fn checkpoint_problem(
+    checkpoints: &[StoredCheckpoint],
+    size: u64,
+    trusted: &[CheckpointVerifier],
+) -> Option<Problem> {
+    for c in checkpoints {
+        if c.tree_size > size {
+            return Some(Problem::Truncated {
+                checkpoint_size: c.tree_size,
+                tree_size: size,
+            });
+        }
+        let verified = trusted.iter().any(|k| {
+            k.verify(&c.note)
+                .is_ok_and(|cp| cp.size == c.tree_size && cp.root == c.root)
+        });
+        if !verified {
+            let reason = trusted
+                .first()
+                .and_then(|k| k.verify(&c.note).err())
+                .map_or(
+                    "the note does not match the stored size and root".to_owned(),
+                    |e| e.to_string(),
+                );
+            return Some(Problem::BadSignature {
+                size: c.tree_size,
+                reason,
+            });
+        }
+    }
+    None
 }
 
 fn problem_index(p: &Problem) -> Option<u64> {

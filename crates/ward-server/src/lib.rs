@@ -10,6 +10,7 @@ mod app;
 pub mod audit_export;
 pub mod audit_log;
 pub mod audit_verify;
+pub mod audit_verify_parallel;
 pub mod client_ip;
 mod clock;
 mod extract;

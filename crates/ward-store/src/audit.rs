@@ -5,6 +5,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use ward_core::audit::{Actor, ActorKind, StoredAuditEvent};
 use ward_core::{AuditEvent, EventId, RequestContext, TenantId, Timestamp};
 
+use crate::audit_appender::SqliteAppender;
 use crate::{Store, StoreError};
 
 pub(crate) async fn insert_audit(
@@ -41,16 +42,24 @@ const GATHER_AT_MOST: std::time::Duration = std::time::Duration::from_micros(500
 /// Rows per multi-row INSERT (14 parameters each).
 const ROWS_PER_STATEMENT: usize = 16;
 
-type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// Answers one writer: `Ok` once its event is durable.
+pub(crate) type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// Group commit: concurrent standalone appends (a burst of refused sign-ins, say)
 /// share one transaction and one fsync instead of paying one each. Every caller
-/// still returns only after its event is durable.
-pub(crate) struct GroupCommit {
+/// still returns only after its event is durable. A SQLite file gets its own
+/// writer thread (`audit_appender`); PostgreSQL and in-memory SQLite batch
+/// through the pool.
+pub(crate) enum GroupCommit {
+    Pool(PoolAppender),
+    Sqlite(SqliteAppender),
+}
+
+pub(crate) struct PoolAppender {
     queue: tokio::sync::mpsc::Sender<(AuditEvent, Waiter)>,
 }
 
-impl GroupCommit {
+impl PoolAppender {
     fn start(store: Store) -> Self {
         let (queue, mut rx) =
             tokio::sync::mpsc::channel::<(AuditEvent, Waiter)>(4 * GROUP_COMMIT_MAX);
@@ -106,16 +115,30 @@ impl Store {
     /// same moment.
     pub async fn record_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
         let appender = self.appender.get_or_init(|| {
-            GroupCommit::start(Store {
-                pool: self.pool.clone(),
-                backend: self.backend,
-                appender: Default::default(),
-            })
+            let on_file = self.sqlite_file.as_deref().map(SqliteAppender::start);
+            match on_file {
+                Some(Ok(thread)) => GroupCommit::Sqlite(thread),
+                failed => {
+                    if let Some(Err(e)) = failed {
+                        tracing::warn!(error = %e, "audit writer thread not started; batching through the pool");
+                    }
+                    GroupCommit::Pool(PoolAppender::start(Store {
+                        pool: self.pool.clone(),
+                        backend: self.backend,
+                        sqlite_file: None,
+                        appender: Default::default(),
+                    }))
+                }
+            }
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // If the appender is gone (its runtime shut down), append directly: the
-        // event is never dropped for want of a batch.
-        if appender.queue.send((e.clone(), tx)).await.is_err() {
+        // If the appender is gone (its runtime or thread ended), append directly:
+        // the event is never dropped for want of a batch.
+        let queued = match appender {
+            GroupCommit::Pool(p) => p.queue.send((e.clone(), tx)).await.is_ok(),
+            GroupCommit::Sqlite(t) => t.send(e.clone(), tx),
+        };
+        if !queued {
             return self.record_audit_alone(e).await;
         }
         match rx.await {

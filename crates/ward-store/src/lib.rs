@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod audit_appender;
+mod audit_direct;
 mod audit_log;
 mod audit_sinks;
 mod connections;
@@ -39,6 +41,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::AuditFilter;
+pub use audit_direct::{DirectLeaf, DirectLogReader};
 pub use audit_log::{LeafRecord, NewLeaf, StoredCheckpoint};
 pub use audit_sinks::StoredSink;
 pub use connections::SealedCredentials;
@@ -77,6 +80,10 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The database file of a SQLite store (`None` for PostgreSQL and in-memory
+    /// SQLite), for the connections that bypass sqlx: the audit writer thread and
+    /// the verifier's direct reads.
+    sqlite_file: Option<std::path::PathBuf>,
     /// Group commit for standalone audit events, started on first use.
     appender: std::sync::Arc<std::sync::OnceLock<audit::GroupCommit>>,
 }
@@ -167,9 +174,20 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(describe_connect_error(&e)))?;
+        let sqlite_file = match backend {
+            Backend::Sqlite => {
+                let file: Option<String> =
+                    sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                        .fetch_optional(&pool)
+                        .await?;
+                file.filter(|f| !f.is_empty()).map(std::path::PathBuf::from)
+            }
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
             backend,
+            sqlite_file,
             appender: Default::default(),
         })
     }

@@ -484,3 +484,219 @@ async fn a_late_commit_becomes_a_later_leaf(backend: ward_store::Backend) {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     pool.close().await;
 }
+
+/// The parallel verifier reads a SQLite file directly, so it exists only there:
+/// on a clean log it agrees with the page-by-page verifier for every chunk size
+/// (chunks of one leaf up to bigger than the log, checkpoints inside chunks and
+/// on their edges), and each kind of tampering makes it answer "not clean".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parallel_verifier_agrees_and_refuses_tampering() {
+    use sqlx::{Connection, Executor};
+    use ward_server::audit_log::{Sequencer, sign_checkpoint};
+    use ward_server::audit_verify::verify_log_by_pages;
+    use ward_server::audit_verify_parallel::verify_sqlite_file;
+
+    let app = spawn_app_with(ward_store::Backend::Sqlite, |s| {
+        s.audit_sequencer.interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let store = &app.store;
+    let signer = ward_server::audit_log::checkpoint_signer(&app.master, &app.salt);
+    let now = ward_core::Timestamp::from_millis(1_800_000_000_000);
+    let mut sequencer = Sequencer::new();
+    let event = |n: u64| {
+        ward_core::AuditEvent::new(
+            ward_core::EventId::from_random([n as u8; 16]),
+            ward_core::Timestamp::from_millis(1_700_000_000_000 + n as i64),
+            None,
+            ward_core::Actor::system("test"),
+            ward_core::RequestContext {
+                ip: "192.0.2.1".into(),
+                user_agent: "test".into(),
+                request_id: format!("r{n}"),
+            },
+            ward_core::audit::actions::AUTH_LOGIN_FAILED,
+        )
+        .failed()
+        .details(
+            serde_json::json!({"reason": "wrong_password", "email": format!("u{n}@example.com")}),
+        )
+    };
+    // Three rounds of concurrent group-committed writes, each integrated and
+    // checkpointed, so checkpoints fall inside chunks and on their edges.
+    let mut n = 0u64;
+    for round in [13u64, 19, 16] {
+        let writes: Vec<_> = (n..n + round)
+            .map(|i| {
+                let store = store.clone();
+                let e = event(i);
+                tokio::spawn(async move { store.record_audit(&e).await })
+            })
+            .collect();
+        for w in writes {
+            w.await.expect("task").expect("record");
+        }
+        n += round;
+        sequencer
+            .integrate_all(store, now, 7)
+            .await
+            .expect("integrate");
+        sign_checkpoint(store, &signer, now).await.expect("sign");
+    }
+    store.record_audit(&event(200)).await.expect("pending");
+    let path = store.sqlite_file().expect("a SQLite file").to_path_buf();
+    let trusted = [signer.verifier()];
+    let slow = verify_log_by_pages(store, &trusted, &mut |_, _| {})
+        .await
+        .expect("verify");
+    assert!(slow.problems.is_empty(), "{:?}", slow.problems);
+    let size = store.audit_tree_size().await.expect("size");
+    let roots = || async {
+        store
+            .audit_checkpoints()
+            .await
+            .expect("checkpoints")
+            .iter()
+            .map(|c| (c.tree_size, c.root))
+            .collect::<Vec<_>>()
+    };
+    let fast = |level: u8, checkpoints: Vec<(u64, [u8; 32])>| {
+        let path = path.clone();
+        async move {
+            verify_sqlite_file(path, size, checkpoints, level, &mut |_, _| {})
+                .await
+                .expect("read")
+        }
+    };
+    let checkpoints = roots().await;
+    assert!(checkpoints.len() >= 3 && size >= 48, "{size}");
+    for level in 0..=7 {
+        let clean = fast(level, checkpoints.clone())
+            .await
+            .unwrap_or_else(|| panic!("chunk level {level}"));
+        assert_eq!(clean.root, slow.root, "chunk level {level}");
+        assert_eq!((clean.size, clean.pending), (slow.size, slow.pending));
+        assert_eq!(clean.pending, 1);
+    }
+    // The front door takes the parallel path and says the same.
+    let report = ward_server::audit_verify::verify_log(store, &trusted, &mut |_, _| {})
+        .await
+        .expect("verify");
+    assert_eq!(
+        (report.root, report.size, report.problems.len()),
+        (slow.root, slow.size, 0)
+    );
+
+    // An attacker with the database file and the triggers dropped.
+    sqlx::any::install_default_drivers();
+    let mut a = sqlx::AnyConnection::connect(&app.db_url())
+        .await
+        .expect("connect");
+    a.execute("PRAGMA foreign_keys = OFF")
+        .await
+        .expect("fk off");
+    for t in [
+        "audit_events_no_update",
+        "audit_events_no_delete",
+        "audit_tree_no_update",
+        "audit_checkpoints_no_update",
+        "audit_leaves_no_update",
+    ] {
+        a.execute(sqlx::AssertSqlSafe(format!("DROP TRIGGER {t}")))
+            .await
+            .expect("drop trigger");
+    }
+    async fn text(a: &mut sqlx::AnyConnection, sql: &str) -> String {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(a)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+    let seq = |i: u64| format!("(SELECT event_seq FROM audit_leaves WHERE leaf_index = {i})");
+    let node = text(
+        &mut a,
+        "SELECT hex(hash) FROM audit_tree WHERE level = 3 AND node_index = 2",
+    )
+    .await;
+    let cp = checkpoints[1];
+    let cp_root = text(
+        &mut a,
+        &format!(
+            "SELECT hex(root_hash) FROM audit_checkpoints WHERE tree_size = {}",
+            cp.0
+        ),
+    )
+    .await;
+    let s30 = text(&mut a, &format!("SELECT CAST({} AS TEXT)", seq(30))).await;
+    let s31 = text(&mut a, &format!("SELECT CAST({} AS TEXT)", seq(31))).await;
+    let cases: Vec<(&str, Vec<String>, Vec<String>)> = vec![
+        (
+            "one byte of one event",
+            vec![format!("UPDATE audit_events SET ip = ip || 'x' WHERE seq = {}", seq(20))],
+            vec![format!("UPDATE audit_events SET ip = substr(ip, 1, length(ip) - 1) WHERE seq = {}", seq(20))],
+        ),
+        (
+            "a stored subtree",
+            vec!["UPDATE audit_tree SET hash = zeroblob(32) WHERE level = 3 AND node_index = 2".into()],
+            vec![format!("UPDATE audit_tree SET hash = X'{node}' WHERE level = 3 AND node_index = 2")],
+        ),
+        (
+            "two leaves swapped",
+            vec![
+                "UPDATE audit_leaves SET event_seq = -1 WHERE leaf_index = 30".into(),
+                format!("UPDATE audit_leaves SET event_seq = {s30} WHERE leaf_index = 31"),
+                format!("UPDATE audit_leaves SET event_seq = {s31} WHERE leaf_index = 30"),
+            ],
+            vec![
+                "UPDATE audit_leaves SET event_seq = -1 WHERE leaf_index = 30".into(),
+                format!("UPDATE audit_leaves SET event_seq = {s31} WHERE leaf_index = 31"),
+                format!("UPDATE audit_leaves SET event_seq = {s30} WHERE leaf_index = 30"),
+            ],
+        ),
+        (
+            "an event outside the tree",
+            vec!["INSERT INTO audit_events (seq, id, occurred_at, tenant_id, actor_kind, actor_id, \
+                  actor_label, ip, user_agent, request_id, action, target_kind, target_id, outcome, details) \
+                  VALUES (0, 'forged', 1, NULL, 'system', NULL, 'x', '', '', '', 'user.created', NULL, NULL, 'success', '{}')".into()],
+            vec!["DELETE FROM audit_events WHERE id = 'forged'".into()],
+        ),
+        (
+            "a checkpoint root",
+            vec![format!("UPDATE audit_checkpoints SET root_hash = zeroblob(32) WHERE tree_size = {}", cp.0)],
+            vec![format!("UPDATE audit_checkpoints SET root_hash = X'{cp_root}' WHERE tree_size = {}", cp.0)],
+        ),
+    ];
+    for (what, tamper, restore) in cases {
+        for sql in &tamper {
+            a.execute(sqlx::AssertSqlSafe(sql.clone()))
+                .await
+                .expect(what);
+        }
+        for level in [0, 2, 4, 7] {
+            assert!(
+                fast(level, roots().await).await.is_none(),
+                "{what}, chunk level {level}"
+            );
+        }
+        for sql in &restore {
+            a.execute(sqlx::AssertSqlSafe(sql.clone()))
+                .await
+                .expect(what);
+        }
+        assert!(fast(2, roots().await).await.is_some(), "{what} undone");
+    }
+    // The same details stored as other but equivalent JSON (spaces around the
+    // colons) are the same event: canonicalized, it still verifies.
+    a.execute(
+        "UPDATE audit_events SET details = ' ' || replace(details, ':', ' : ') \
+         WHERE id = (SELECT id FROM audit_events WHERE details LIKE '%u5@example.com%')",
+    )
+    .await
+    .expect("rewrite details");
+    let clean = fast(2, roots().await)
+        .await
+        .expect("equivalent details verify");
+    assert_eq!(clean.root, slow.root);
+    a.close().await.expect("close");
+}
