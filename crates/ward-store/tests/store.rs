@@ -16,6 +16,7 @@ ward_store::on_both_backends!(
     tenant_scoping_hides_other_tenants_users,
     audit_filter_and_pagination,
     concurrent_appends_are_all_durable_and_tree_tables_append_only,
+    one_bad_event_in_a_group_commit_fails_alone,
     admins_demoting_each_other_at_once_keep_one_admin,
 );
 
@@ -414,4 +415,39 @@ async fn admins_demoting_each_other_at_once_keep_one_admin(backend: Backend) {
             "{outcomes:?}"
         );
     }
+}
+
+/// Events sharing a commit do not share a failure: when one of a burst cannot
+/// be stored (its id is taken), its caller gets the error and every other
+/// caller's event is stored. On a SQLite file this runs through the writer
+/// thread, elsewhere through the pool.
+async fn one_bad_event_in_a_group_commit_fails_alone(backend: Backend) {
+    let (_db, store) = fresh(backend).await;
+    let taken = event(200, None, actions::AUTH_LOGIN_FAILED);
+    store.record_audit(&taken).await.expect("first");
+    for round in 0..5u8 {
+        let mut tasks = Vec::new();
+        for w in 0..12u8 {
+            let store = store.clone();
+            let mut e = event(w, None, actions::AUTH_LOGIN_FAILED);
+            e.id = if w == 5 {
+                taken.id.clone()
+            } else {
+                EventId::from_random([round, w, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9])
+            };
+            tasks.push(tokio::spawn(async move { (w, store.record_audit(&e).await) }));
+        }
+        for t in tasks {
+            let (w, result) = t.await.expect("writer");
+            assert_eq!(result.is_err(), w == 5, "writer {w}: {result:?}");
+        }
+    }
+    let all = store
+        .list_audit(&AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 1 + 5 * 11);
 }
