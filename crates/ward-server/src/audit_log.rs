@@ -3,7 +3,6 @@
 //! subtrees. Used by `ward serve` (one sequencer across instances, by lease) and by
 //! the CLI.
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -74,8 +73,7 @@ pub fn write_leaf_bytes(e: &LeafFields<'_>, out: &mut Vec<u8>) -> Result<(), Sto
     out.extend_from_slice(b",\"ip\":");
     write_canonical_string(e.ip, out);
     out.extend_from_slice(b",\"occurred_at\":");
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{}", e.occurred_at);
+    out.extend_from_slice(itoa::Buffer::new().format(e.occurred_at).as_bytes());
     out.extend_from_slice(b",\"outcome\":");
     write_canonical_string(e.outcome, out);
     out.extend_from_slice(b",\"request_id\":");

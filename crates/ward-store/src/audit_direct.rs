@@ -243,7 +243,7 @@ fn unpack(occurred_at: i64, nulls: i64, packed: &[u8]) -> Option<LeafFields<'_>>
     let mut rest = Some(packed);
     let mut parts = std::iter::from_fn(|| {
         let text = rest?;
-        match text.bytes().position(|b| b == 0x1f) {
+        match memchr::memchr(0x1f, text.as_bytes()) {
             Some(at) => {
                 rest = text.get(at + 1..);
                 text.get(..at)

@@ -435,7 +435,9 @@ async fn one_bad_event_in_a_group_commit_fails_alone(backend: Backend) {
             } else {
                 EventId::from_random([round, w, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9])
             };
-            tasks.push(tokio::spawn(async move { (w, store.record_audit(&e).await) }));
+            tasks.push(tokio::spawn(
+                async move { (w, store.record_audit(&e).await) },
+            ));
         }
         for t in tasks {
             let (w, result) = t.await.expect("writer");
