@@ -142,16 +142,15 @@ impl DirectLogReader {
         };
         // One packed text per event instead of fourteen columns: the per-column
         // cost of the binding, not SQL, dominates a scan of millions of rows.
-        // `nulls` says which nullable columns are NULL (concat_ws skips them); a
-        // field holding the separator itself leaves a wrong count of parts, so
-        // that event is never taken apart wrongly, only refused.
+        // `nulls` says which nullable columns are NULL (concat_ws skips them);
+        // the separator is a byte no valid UTF-8 text holds (see `unpack`).
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT seq, occurred_at, \
                  (tenant_id IS NULL) | ((actor_id IS NULL) << 1) | ((target_kind IS NULL) << 2) \
                  | ((target_id IS NULL) << 3) AS nulls, \
-                 concat_ws(char(31), id, tenant_id, actor_kind, actor_id, actor_label, ip, \
+                 concat_ws(CAST(X'FF' AS TEXT), id, tenant_id, actor_kind, actor_id, actor_label, ip, \
                  user_agent, request_id, action, target_kind, target_id, outcome, details) \
                  FROM audit_events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
             )
@@ -235,21 +234,23 @@ impl DirectLogReader {
     }
 }
 
-/// Takes apart `concat_ws(char(31), …)` of an event's text columns; `None`
-/// unless there are exactly as many parts as present columns.
+/// Takes apart the packed text columns of an event; `None` unless there are
+/// exactly as many parts as present columns, each valid UTF-8. The separator is
+/// the byte 0xFF, which no UTF-8 text contains, so a valid column can never be
+/// split; a column that is not valid UTF-8 fails the whole event.
 fn unpack(occurred_at: i64, nulls: i64, packed: &[u8]) -> Option<LeafFields<'_>> {
-    let packed = std::str::from_utf8(packed).ok()?;
-    // The separator is ASCII, so every split point is a char boundary.
     let mut rest = Some(packed);
     let mut parts = std::iter::from_fn(|| {
-        let text = rest?;
-        match memchr::memchr(0x1f, text.as_bytes()) {
+        let bytes = rest?;
+        let part = match memchr::memchr(0xFF, bytes) {
             Some(at) => {
-                rest = text.get(at + 1..);
-                text.get(..at)
+                rest = bytes.get(at + 1..);
+                bytes.get(..at)?
             }
-            None => rest.take(),
-        }
+            None => rest.take()?,
+        };
+        // An invalid part ends the parts early: the count then comes out wrong.
+        std::str::from_utf8(part).ok()
     });
     let mut optional = |bit: i64| -> Option<Option<&str>> {
         if nulls & bit != 0 {
