@@ -115,10 +115,8 @@ fn verify_blocking(
         return Ok(None);
     }
     let reader = DirectLogReader::open(path)?;
-    let (newest_seq, at_or_below, pending) = reader.event_counts()?;
-    if at_or_below != size {
-        return Ok(None);
-    }
+    let newest_seq = reader.newest_integrated_seq()?;
+    let pending = reader.events_between(Some(newest_seq), None)?;
     let chunks = size.div_ceil(chunk.leaves());
     let next = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
@@ -177,6 +175,15 @@ fn verify_blocking(
     let Some(upper) = upper_nodes(&reader, chunk, size)? else {
         return Ok(None);
     };
+    // Each chunk's scan saw every event between its first and last `seq`; the
+    // gaps before and between chunks must hold none either.
+    let mut before: Option<i64> = None;
+    for o in &outcomes {
+        if reader.events_between(before, Some(o.first_seq))? != 0 {
+            return Ok(None);
+        }
+        before = Some(o.last_seq);
+    }
     let roots: HashMap<u64, Hash> = checkpoints.iter().copied().collect();
     Ok(
         fold(outcomes, chunk, chunks, size, &upper, &roots, newest_seq).map(|root| CleanLog {

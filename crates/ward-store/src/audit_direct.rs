@@ -207,30 +207,33 @@ impl DirectLogReader {
         Ok(true)
     }
 
-    /// The newest event `seq` that is a leaf (0 for none), how many events have a
-    /// `seq` at or below it, and how many above it.
-    pub fn event_counts(&self) -> Result<(i64, u64, u64), StoreError> {
-        let newest: i64 = self
-            .conn
+    /// The newest event `seq` that is a leaf (0 for none).
+    pub fn newest_integrated_seq(&self) -> Result<i64, StoreError> {
+        self.conn
             .query_row(
                 "SELECT COALESCE(MAX(event_seq), 0) FROM audit_leaves",
                 (),
                 |r| r.get(0),
             )
-            .map_err(read_error)?;
-        let total: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM audit_events", (), |r| r.get(0))
-            .map_err(read_error)?;
-        let above: i64 = self
+            .map_err(read_error)
+    }
+
+    /// How many events have a `seq` strictly between `after` and `before`
+    /// (either end open when `None`): a range count on the table's key.
+    pub fn events_between(
+        &self,
+        after: Option<i64>,
+        before: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = self
             .conn
             .query_row(
-                "SELECT COUNT(*) FROM audit_events WHERE seq > ?1",
-                (newest,),
+                "SELECT COUNT(*) FROM audit_events WHERE seq > ?1 AND seq < ?2",
+                (after.unwrap_or(i64::MIN), before.unwrap_or(i64::MAX)),
                 |r| r.get(0),
             )
             .map_err(read_error)?;
-        Ok((newest, (total - above) as u64, above as u64))
+        Ok(n as u64)
     }
 }
 
