@@ -35,7 +35,8 @@ pub const CHUNK_LEVEL: u8 = 16;
 pub struct CleanLog {
     pub size: u64,
     pub root: Hash,
-    /// Events written after the newest integrated one, not yet leaves.
+    /// Events after the newest one in the verified tree: awaiting integration
+    /// (or integrated while verification ran, on a live server).
     pub pending: u64,
 }
 
@@ -115,7 +116,15 @@ fn verify_blocking(
         return Ok(None);
     }
     let reader = DirectLogReader::open(path)?;
-    let newest_seq = reader.newest_integrated_seq()?;
+    // The newest event of the tree being verified (`size` leaves), not of the
+    // table: a running server may integrate more while this reads.
+    let newest_seq = match size.checked_sub(1) {
+        None => 0,
+        Some(last) => match reader.leaf_event_seq(last)? {
+            Some(seq) => seq,
+            None => return Ok(None),
+        },
+    };
     let pending = reader.events_between(Some(newest_seq), None)?;
     let chunks = size.div_ceil(chunk.leaves());
     let next = AtomicU64::new(0);

@@ -207,15 +207,20 @@ impl DirectLogReader {
         Ok(true)
     }
 
-    /// The newest event `seq` that is a leaf (0 for none).
-    pub fn newest_integrated_seq(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(MAX(event_seq), 0) FROM audit_leaves",
-                (),
-                |r| r.get(0),
-            )
-            .map_err(read_error)
+    /// The `seq` of the event leaf `index` maps to, if that leaf exists.
+    pub fn leaf_event_seq(&self, index: u64) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event_seq FROM audit_leaves WHERE leaf_index = ?1")
+            .map_err(read_error)?;
+        let mut rows = stmt.query((index as i64,)).map_err(read_error)?;
+        match rows.next().map_err(read_error)? {
+            Some(row) => match row.get_ref(0).map_err(read_error)? {
+                ValueRef::Integer(seq) => Ok(Some(seq)),
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
     }
 
     /// How many events have a `seq` strictly between `after` and `before`

@@ -579,6 +579,19 @@ async fn the_parallel_verifier_agrees_and_refuses_tampering() {
         assert_eq!((clean.size, clean.pending), (slow.size, slow.pending));
         assert_eq!(clean.pending, 1);
     }
+    // A server integrating while verification runs: the tree verified is the
+    // one of the size read first; later leaves count as pending.
+    let earlier: Vec<_> = checkpoints
+        .iter()
+        .copied()
+        .filter(|(s, _)| *s <= size - 3)
+        .collect();
+    let path_earlier = path.clone();
+    let clean = verify_sqlite_file(path_earlier, size - 3, earlier, 2, &mut |_, _| {})
+        .await
+        .expect("read")
+        .expect("an earlier size is clean");
+    assert_eq!(clean.pending, slow.pending + 3);
     // The front door takes the parallel path and says the same.
     let report = ward_server::audit_verify::verify_log(store, &trusted, &mut |_, _| {})
         .await
