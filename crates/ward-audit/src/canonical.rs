@@ -77,10 +77,7 @@ fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     // Fast path: nothing to escape (the common case for ids, emails, actions).
-    // Checked without stopping early, which the compiler vectorizes.
-    if !s.as_bytes().iter().fold(false, |found, &b| {
-        found | (b < 0x20) | (b == b'"') | (b == b'\\')
-    }) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
         return;

@@ -35,10 +35,14 @@ pub struct AuditFilter {
 }
 
 /// Most events one group commit writes.
-const GROUP_COMMIT_MAX: usize = 500;
+pub(crate) const GROUP_COMMIT_MAX: usize = 500;
 /// Longest a group commit waits for the writers it expects (a lone writer after
 /// a burst pays at most this once; the next batch expects only itself).
-const GATHER_AT_MOST: std::time::Duration = std::time::Duration::from_micros(500);
+pub(crate) const GATHER_AT_MOST: std::time::Duration = std::time::Duration::from_micros(500);
+/// The start of every audit event INSERT, followed by 14 values per row.
+pub(crate) const INSERT_EVENTS: &str = "INSERT INTO audit_events (id, occurred_at, tenant_id, \
+     actor_kind, actor_id, actor_label, ip, user_agent, request_id, action, target_kind, target_id, \
+     outcome, details) VALUES ";
 /// Rows per multi-row INSERT (14 parameters each).
 const ROWS_PER_STATEMENT: usize = 16;
 
@@ -285,10 +289,7 @@ pub(crate) fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<StoredAuditEvent, 
 fn insert_events_statement<'q>(
     events: &[&'q AuditEvent],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
-    let mut sql = String::from(
-        "INSERT INTO audit_events (id, occurred_at, tenant_id, actor_kind, actor_id, actor_label, \
-         ip, user_agent, request_id, action, target_kind, target_id, outcome, details) VALUES ",
-    );
+    let mut sql = String::from(INSERT_EVENTS);
     for i in 0..events.len() {
         if i > 0 {
             sql.push_str(", ");

@@ -6,18 +6,13 @@
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags};
 use ward_core::AuditEvent;
 
 use crate::StoreError;
-use crate::audit::Waiter;
-
-/// Most events one commit writes.
-const BATCH_MAX: usize = 500;
-/// Longest a batch waits for the writers it expects (see `gather`).
-const GATHER_AT_MOST: Duration = Duration::from_micros(500);
+use crate::audit::{GATHER_AT_MOST, GROUP_COMMIT_MAX, INSERT_EVENTS, Waiter};
 
 /// The queue into the writer thread. The thread ends when every sender is gone.
 pub(crate) struct SqliteAppender {
@@ -59,12 +54,10 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-const INSERT: &str = "INSERT INTO audit_events (id, occurred_at, tenant_id, actor_kind, actor_id, \
-     actor_label, ip, user_agent, request_id, action, target_kind, target_id, outcome, details) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
-
 fn run(conn: Connection, rx: Receiver<(AuditEvent, Waiter)>) {
-    let mut insert = match conn.prepare(INSERT) {
+    let mut insert = match conn.prepare(&format!(
+        "{INSERT_EVENTS}(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    )) {
         Ok(statement) => statement,
         // Without its statement the writer cannot work. Ending the thread closes
         // the queue, and every writer, waiting or later, appends through the pool.
@@ -103,7 +96,7 @@ fn gather(
 ) -> Vec<(AuditEvent, Waiter)> {
     let mut batch = vec![first];
     let deadline = Instant::now() + GATHER_AT_MOST;
-    while batch.len() < BATCH_MAX {
+    while batch.len() < GROUP_COMMIT_MAX {
         let next = if batch.len() >= expected {
             match rx.try_recv() {
                 Ok(next) => next,
