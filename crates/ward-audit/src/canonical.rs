@@ -28,6 +28,17 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), Canonical
 
 /// Appends `s` as a canonical JSON string.
 pub fn write_canonical_string(s: &str, out: &mut Vec<u8>) {
+    write_string(s.as_bytes(), out)
+}
+
+/// Appends the text `s`, given as its bytes, as a canonical JSON string: for
+/// valid UTF-8 exactly what `write_canonical_string` writes, because every escape
+/// is of an ASCII byte and every other byte is copied. For bytes that are not
+/// UTF-8 it still writes something, and distinct inputs always give distinct
+/// outputs (each byte maps to a fixed sequence and none of them is a prefix of
+/// another), which is what lets the verifier hash columns without checking them
+/// first: a column that is not the one committed cannot hash the same.
+pub fn write_canonical_text(s: &[u8], out: &mut Vec<u8>) {
     write_string(s, out)
 }
 
@@ -45,7 +56,7 @@ fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
                 return Err(CanonicalError::NonIntegerNumber);
             }
         }
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => write_string(s.as_bytes(), out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -64,7 +75,7 @@ fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_string(k, out);
+                write_string(k.as_bytes(), out);
                 out.push(b':');
                 write(v, out)?;
             }
@@ -74,30 +85,40 @@ fn write(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Whether any byte of `s` needs an escape. Written as a fold over every byte,
+/// not a search that stops early, so the compiler checks 32 bytes at a time:
+/// escapes are rare and the strings short.
+fn needs_escape(s: &[u8]) -> bool {
+    s.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
+fn write_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // Fast path: nothing to escape (the common case for ids, emails, actions).
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.extend_from_slice(s.as_bytes());
+    if !needs_escape(s) {
+        out.extend_from_slice(s);
         out.push(b'"');
         return;
     }
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{08}' => out.extend_from_slice(b"\\b"),
-            '\u{0c}' => out.extend_from_slice(b"\\f"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+    for &b in s {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b if b < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
             }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+            // Every other byte, ASCII or part of a UTF-8 sequence, as it is.
+            b => out.push(b),
         }
     }
     out.push(b'"');
@@ -139,5 +160,62 @@ mod tests {
             canonical_json(&json!(1.5)),
             Err(CanonicalError::NonIntegerNumber)
         );
+    }
+
+    /// The byte-wise writer escapes text exactly as serde_json (whose escaping
+    /// is RFC 8785's: short escapes, other controls as lowercase `\u00xx`,
+    /// everything else as UTF-8) does, character by character.
+    #[test]
+    fn text_as_bytes_is_escaped_as_its_characters() {
+        let mut chars: Vec<char> = (0u32..0x100).filter_map(char::from_u32).collect();
+        chars.extend([
+            '\u{7ff}', '\u{800}', '\u{2028}', '\u{2029}', '\u{fffd}', '\u{ffff}',
+        ]);
+        chars.extend(['\u{10000}', '\u{1f600}', '\u{10ffff}']);
+        for c in chars {
+            let text = format!("a{c}b{c}");
+            let mut out = Vec::new();
+            write_canonical_text(text.as_bytes(), &mut out);
+            let want = serde_json::to_string(&text).expect("json");
+            assert_eq!(
+                String::from_utf8(out).expect("utf8"),
+                want,
+                "U+{:04X}",
+                c as u32
+            );
+        }
+    }
+
+    /// Distinct byte strings, UTF-8 or not, never encode alike: the fast
+    /// verifier relies on it to hash columns it has not checked.
+    #[test]
+    fn text_as_bytes_is_injective() {
+        let alphabet = [
+            0x00, 0x08, 0x1f, b'"', b'\\', b'u', b'0', b'b', 0x7f, 0x80, 0xc3, 0xff,
+        ];
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..3 {
+            let longer: Vec<Vec<u8>> = inputs
+                .iter()
+                .filter(|s| s.len() == inputs.last().map_or(0, Vec::len))
+                .flat_map(|s| {
+                    alphabet.iter().map(move |&b| {
+                        let mut t = s.clone();
+                        t.push(b);
+                        t
+                    })
+                })
+                .collect();
+            inputs.extend(longer);
+        }
+        let mut seen = std::collections::HashMap::new();
+        for input in &inputs {
+            let mut out = Vec::new();
+            write_canonical_text(input, &mut out);
+            if let Some(other) = seen.insert(out, input) {
+                panic!("{other:?} and {input:?} encode alike");
+            }
+        }
+        assert_eq!(seen.len(), 1 + 12 + 144 + 1728);
     }
 }

@@ -12,7 +12,9 @@ pub mod merkle;
 pub mod tree;
 pub mod verify;
 
-pub use canonical::{CanonicalError, canonical_json, write_canonical, write_canonical_string};
+pub use canonical::{
+    CanonicalError, canonical_json, write_canonical, write_canonical_string, write_canonical_text,
+};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier};
 pub use merkle::{Hash, leaf_hash, node_hash};
 pub use tree::{Frontier, LeafRange, NodeId};

@@ -312,21 +312,25 @@ fn integers_only(value: Value) -> Value {
 
 /// The columns a Merkle leaf commits to, borrowed: from a `StoredAuditEvent`, or
 /// straight from a database row where verification reads millions of them.
+/// Text columns are their bytes: the leaf encoding escapes only ASCII bytes and
+/// stays injective on any bytes (docs/audit.md, "Leaves and the canonical
+/// encoding"), so a verifier can hash a column as read and needs no UTF-8 check:
+/// a column that differs from the one committed cannot give the same leaf.
 #[derive(Debug, Clone, Copy)]
 pub struct LeafFields<'a> {
-    pub id: &'a str,
+    pub id: &'a [u8],
     pub occurred_at: i64,
-    pub tenant_id: Option<&'a str>,
-    pub actor_kind: &'a str,
-    pub actor_id: Option<&'a str>,
-    pub actor_label: &'a str,
-    pub ip: &'a str,
-    pub user_agent: &'a str,
-    pub request_id: &'a str,
-    pub action: &'a str,
-    pub target_kind: Option<&'a str>,
-    pub target_id: Option<&'a str>,
-    pub outcome: &'a str,
+    pub tenant_id: Option<&'a [u8]>,
+    pub actor_kind: &'a [u8],
+    pub actor_id: Option<&'a [u8]>,
+    pub actor_label: &'a [u8],
+    pub ip: &'a [u8],
+    pub user_agent: &'a [u8],
+    pub request_id: &'a [u8],
+    pub action: &'a [u8],
+    pub target_kind: Option<&'a [u8]>,
+    pub target_id: Option<&'a [u8]>,
+    pub outcome: &'a [u8],
     pub details: LeafDetails<'a>,
 }
 
@@ -334,9 +338,11 @@ pub struct LeafFields<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum LeafDetails<'a> {
     Parsed(&'a Value),
-    /// JSON text as stored, used verbatim only by callers that have checked it
-    /// is one well-formed JSON value (so the leaf's bytes still parse unambiguously).
-    StoredText(&'a str),
+    /// The JSON text as stored, written into the leaf verbatim. Ward stores
+    /// details canonically, so this is the committed text unless the column was
+    /// changed; because the encoding stays injective whatever the text holds, a
+    /// leaf that matches proves the text is the committed one.
+    StoredText(&'a [u8]),
 }
 
 impl StoredAuditEvent {
@@ -344,19 +350,19 @@ impl StoredAuditEvent {
     /// as exports carry it: every stored column but the read-order `seq`.
     pub fn leaf_fields(&self) -> LeafFields<'_> {
         LeafFields {
-            id: self.id.as_str(),
+            id: self.id.as_str().as_bytes(),
             occurred_at: self.occurred_at.millis(),
-            tenant_id: self.tenant_id.as_ref().map(|t| t.as_str()),
-            actor_kind: self.actor.kind.as_str(),
-            actor_id: self.actor.id.as_deref(),
-            actor_label: &self.actor.label,
-            ip: &self.context.ip,
-            user_agent: &self.context.user_agent,
-            request_id: &self.context.request_id,
-            action: &self.action,
-            target_kind: self.target_kind.as_deref(),
-            target_id: self.target_id.as_deref(),
-            outcome: &self.outcome,
+            tenant_id: self.tenant_id.as_ref().map(|t| t.as_str().as_bytes()),
+            actor_kind: self.actor.kind.as_str().as_bytes(),
+            actor_id: self.actor.id.as_deref().map(str::as_bytes),
+            actor_label: self.actor.label.as_bytes(),
+            ip: self.context.ip.as_bytes(),
+            user_agent: self.context.user_agent.as_bytes(),
+            request_id: self.context.request_id.as_bytes(),
+            action: self.action.as_bytes(),
+            target_kind: self.target_kind.as_deref().map(str::as_bytes),
+            target_id: self.target_id.as_deref().map(str::as_bytes),
+            outcome: self.outcome.as_bytes(),
             details: LeafDetails::Parsed(&self.details),
         }
     }

@@ -8,8 +8,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use ward_audit::tree::{consistency_ranges, hash_ranges, inclusion_ranges, nodes_needed};
 use ward_audit::{
-    Checkpoint, CheckpointSigner, Frontier, Hash, leaf_hash, write_canonical,
-    write_canonical_string,
+    Checkpoint, CheckpointSigner, Frontier, Hash, leaf_hash, write_canonical, write_canonical_text,
 };
 use ward_core::Timestamp;
 use ward_core::audit::{LeafDetails, LeafFields, StoredAuditEvent};
@@ -48,36 +47,40 @@ pub fn leaf_bytes(e: &StoredAuditEvent) -> Result<Vec<u8>, StoreError> {
 
 /// Appends the canonical leaf bytes of `e` to `out` (cleared by the caller).
 pub fn write_leaf_bytes(e: &LeafFields<'_>, out: &mut Vec<u8>) -> Result<(), StoreError> {
-    fn opt(out: &mut Vec<u8>, v: Option<&str>) {
+    fn opt(out: &mut Vec<u8>, v: Option<&[u8]>) {
         match v {
-            Some(s) => write_canonical_string(s, out),
+            Some(s) => write_canonical_text(s, out),
             None => out.extend_from_slice(b"null"),
         }
     }
     out.extend_from_slice(b"{\"action\":");
-    write_canonical_string(e.action, out);
+    write_canonical_text(e.action, out);
     out.extend_from_slice(b",\"actor_id\":");
     opt(out, e.actor_id);
     out.extend_from_slice(b",\"actor_kind\":");
-    write_canonical_string(e.actor_kind, out);
+    write_canonical_text(e.actor_kind, out);
     out.extend_from_slice(b",\"actor_label\":");
-    write_canonical_string(e.actor_label, out);
+    write_canonical_text(e.actor_label, out);
     out.extend_from_slice(b",\"details\":");
     match e.details {
-        LeafDetails::Parsed(v) => write_canonical(v, out)
-            .map_err(|err| StoreError::Corrupt(format!("audit event {}: {err}", e.id)))?,
-        LeafDetails::StoredText(text) => out.extend_from_slice(text.as_bytes()),
+        LeafDetails::Parsed(v) => write_canonical(v, out).map_err(|err| {
+            StoreError::Corrupt(format!(
+                "audit event {}: {err}",
+                String::from_utf8_lossy(e.id)
+            ))
+        })?,
+        LeafDetails::StoredText(text) => out.extend_from_slice(text),
     }
     out.extend_from_slice(b",\"id\":");
-    write_canonical_string(e.id, out);
+    write_canonical_text(e.id, out);
     out.extend_from_slice(b",\"ip\":");
-    write_canonical_string(e.ip, out);
+    write_canonical_text(e.ip, out);
     out.extend_from_slice(b",\"occurred_at\":");
     out.extend_from_slice(itoa::Buffer::new().format(e.occurred_at).as_bytes());
     out.extend_from_slice(b",\"outcome\":");
-    write_canonical_string(e.outcome, out);
+    write_canonical_text(e.outcome, out);
     out.extend_from_slice(b",\"request_id\":");
-    write_canonical_string(e.request_id, out);
+    write_canonical_text(e.request_id, out);
     out.extend_from_slice(b",\"target_id\":");
     opt(out, e.target_id);
     out.extend_from_slice(b",\"target_kind\":");
@@ -85,7 +88,7 @@ pub fn write_leaf_bytes(e: &LeafFields<'_>, out: &mut Vec<u8>) -> Result<(), Sto
     out.extend_from_slice(b",\"tenant_id\":");
     opt(out, e.tenant_id);
     out.extend_from_slice(b",\"user_agent\":");
-    write_canonical_string(e.user_agent, out);
+    write_canonical_text(e.user_agent, out);
     out.push(b'}');
     Ok(())
 }

@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::de::IgnoredAny;
 use ward_audit::{Frontier, Hash, NodeId, leaf_hash};
 use ward_core::audit::{LeafDetails, LeafFields};
 use ward_store::{DirectLeaf, DirectLogReader, StoreError};
@@ -383,21 +382,20 @@ fn verify_chunk(
 }
 
 /// Whether an event read directly hashes to the stored leaf. The stored details
-/// are hashed as they are when they are one well-formed JSON value (Ward stores
-/// them canonically), which keeps the leaf's bytes unambiguous; if that differs,
-/// they are parsed and canonicalized before the event counts as changed.
+/// are hashed as they are (Ward stores them canonically), which is sound whatever
+/// they hold because the leaf encoding is injective (docs/audit.md): a match
+/// means every column is the one committed. If that differs, the details are
+/// parsed and canonicalized before the event counts as changed, so equivalent
+/// JSON stored otherwise (spacing, key order) still verifies.
 fn leaf_matches(fields: &LeafFields<'_>, bytes: &mut Vec<u8>, stored: &Hash) -> bool {
     let LeafDetails::StoredText(text) = fields.details else {
         return false;
     };
-    if serde_json::from_str::<IgnoredAny>(text).is_err() {
-        return false;
-    }
     bytes.clear();
     if write_leaf_bytes(fields, bytes).is_ok() && leaf_hash(bytes) == *stored {
         return true;
     }
-    let Ok(details) = serde_json::from_str::<serde_json::Value>(text) else {
+    let Ok(details) = serde_json::from_slice::<serde_json::Value>(text) else {
         return false;
     };
     let parsed = LeafFields {
