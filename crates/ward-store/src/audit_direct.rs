@@ -64,7 +64,9 @@ impl DirectLogReader {
 
     /// The stored subtree hashes at `level` with node indexes in `[from, to)`,
     /// in index order, appended to `out`; false unless there is exactly one
-    /// 32-byte hash for every index.
+    /// 32-byte hash for every index. The indexes themselves are not read: the
+    /// key is unique, so as many rows as indexes in the range is every index
+    /// once, in the order asked for.
     pub fn level_hashes(
         &self,
         level: u8,
@@ -75,31 +77,24 @@ impl DirectLogReader {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT node_index, hash FROM audit_tree WHERE level = ?1 \
+                "SELECT hash FROM audit_tree WHERE level = ?1 \
                  AND node_index >= ?2 AND node_index < ?3 ORDER BY node_index",
             )
             .map_err(read_error)?;
         let mut rows = stmt
             .query((i64::from(level), from as i64, to as i64))
             .map_err(read_error)?;
-        let mut expected = from;
+        let before = out.len();
         while let Some(row) = rows.next().map_err(read_error)? {
-            let (ValueRef::Integer(index), ValueRef::Blob(hash)) = (
-                row.get_ref(0).map_err(read_error)?,
-                row.get_ref(1).map_err(read_error)?,
-            ) else {
+            let ValueRef::Blob(hash) = row.get_ref(0).map_err(read_error)? else {
                 return Ok(false);
             };
             let Ok(hash) = Hash::try_from(hash) else {
                 return Ok(false);
             };
-            if index as u64 != expected {
-                return Ok(false);
-            }
-            expected += 1;
             out.push(hash);
         }
-        Ok(expected == to.max(from))
+        Ok((out.len() - before) as u64 == to.saturating_sub(from))
     }
 
     /// Calls `visit` for each leaf in `[from, to)`, in leaf order, until it
@@ -109,59 +104,55 @@ impl DirectLogReader {
     /// sequential scans and merged, instead of one index lookup per leaf. Returns
     /// false, after visiting the leaves before it, at the first leaf that breaks
     /// that order or the first event between two leaves' `seq`s that is in
-    /// neither; a leaf whose event is gone is visited with `event: None`.
+    /// neither, and without visiting any if a leaf in the range is missing; a
+    /// leaf whose event is gone is visited with `event: None`.
     pub fn for_each_leaf(
         &self,
         from: u64,
         to: u64,
         mut visit: impl FnMut(DirectLeaf<'_>) -> bool,
     ) -> Result<bool, StoreError> {
-        let mut leaves: Vec<(u64, i64)> = Vec::with_capacity((to - from) as usize);
+        let mut leaves: Vec<(u64, i64)> = Vec::with_capacity(to.saturating_sub(from) as usize);
         {
+            // As in `level_hashes`, the unique key makes a full count every
+            // index in order, so only the events are read.
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT leaf_index, event_seq FROM audit_leaves \
+                    "SELECT event_seq FROM audit_leaves \
                      WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY leaf_index",
                 )
                 .map_err(read_error)?;
             let mut rows = stmt.query((from as i64, to as i64)).map_err(read_error)?;
             while let Some(row) = rows.next().map_err(read_error)? {
-                let (ValueRef::Integer(index), ValueRef::Integer(seq)) = (
-                    row.get_ref(0).map_err(read_error)?,
-                    row.get_ref(1).map_err(read_error)?,
-                ) else {
+                let ValueRef::Integer(seq) = row.get_ref(0).map_err(read_error)? else {
                     return Ok(false);
                 };
                 if leaves.last().is_some_and(|(_, last)| *last >= seq) {
                     return Ok(false);
                 }
-                leaves.push((index as u64, seq));
+                leaves.push((from + leaves.len() as u64, seq));
             }
+        }
+        if leaves.len() as u64 != to.saturating_sub(from) {
+            return Ok(false);
         }
         let (Some(first), Some(last)) = (leaves.first(), leaves.last()) else {
             return Ok(true);
         };
-        // One packed text per event instead of fourteen columns: the per-column
-        // cost of the binding, not SQL, dominates a scan of millions of rows.
-        // `nulls` says which nullable columns are NULL (concat_ws skips them);
-        // the separator is a byte no valid UTF-8 text holds (see `unpack`).
+        // Each column borrowed in place, as stored: no copy, no conversion.
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT seq, occurred_at, \
-                 (tenant_id IS NULL) | ((actor_id IS NULL) << 1) | ((target_kind IS NULL) << 2) \
-                 | ((target_id IS NULL) << 3) AS nulls, \
-                 concat_ws(CAST(X'FF' AS TEXT), id, tenant_id, actor_kind, actor_id, actor_label, ip, \
-                 user_agent, request_id, action, target_kind, target_id, outcome, details) \
+                "SELECT seq, occurred_at, id, tenant_id, actor_kind, actor_id, actor_label, \
+                 ip, user_agent, request_id, action, target_kind, target_id, outcome, details \
                  FROM audit_events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
             )
             .map_err(read_error)?;
         let mut rows = stmt.query((first.1, last.1)).map_err(read_error)?;
         let mut next = leaves.iter().copied().peekable();
         while let Some(row) = rows.next().map_err(read_error)? {
-            let col = |i: usize| row.get_ref(i).ok();
-            let Some(ValueRef::Integer(seq)) = col(0) else {
+            let Ok(ValueRef::Integer(seq)) = row.get_ref(0) else {
                 return Ok(false);
             };
             // Leaves whose event is gone come before this event.
@@ -179,18 +170,10 @@ impl DirectLogReader {
                 // An event in no leaf, between leaves.
                 return Ok(false);
             };
-            let event = match (col(1), col(2), col(3)) {
-                (
-                    Some(ValueRef::Integer(occurred_at)),
-                    Some(ValueRef::Integer(nulls)),
-                    Some(ValueRef::Text(packed)),
-                ) => unpack(occurred_at, nulls, packed),
-                _ => None,
-            };
             let leaf = DirectLeaf {
                 index,
                 event_seq,
-                event,
+                event: leaf_fields(row),
             };
             if !visit(leaf) {
                 return Ok(false);
@@ -244,59 +227,36 @@ impl DirectLogReader {
     }
 }
 
-/// Takes apart the packed text columns of an event; `None` unless there are
-/// exactly as many parts as present columns. The separator is the byte 0xFF,
-/// which no UTF-8 text contains, so a column as Ward writes it is never split.
-/// The parts are not checked to be UTF-8: the leaf encoding needs no such check
-/// (see `LeafFields`), and a column split by a forged 0xFF changes the count or
-/// the leaf.
-fn unpack(occurred_at: i64, nulls: i64, packed: &[u8]) -> Option<LeafFields<'_>> {
-    // Split with memchr: a byte-at-a-time split costs as much as all the rest.
-    let mut start = 0;
-    let mut separators = memchr::memchr_iter(0xFF, packed).chain(std::iter::once(packed.len()));
-    let mut parts = std::iter::from_fn(|| {
-        let end = separators.next()?;
-        let part = packed.get(start..end)?;
-        start = end + 1;
-        Some(part)
-    });
-    let mut optional = |bit: i64| -> Option<Option<&[u8]>> {
-        if nulls & bit != 0 {
-            Some(None)
-        } else {
-            parts.next().map(Some)
-        }
+/// The columns of an event row (as selected in `for_each_leaf`), borrowed; `None`
+/// if one has a type Ward never writes there. Text is not checked to be UTF-8:
+/// the leaf encoding needs no such check (see `LeafFields`).
+fn leaf_fields<'a>(row: &'a rusqlite::Row<'_>) -> Option<LeafFields<'a>> {
+    let text = |i: usize| match row.get_ref(i) {
+        Ok(ValueRef::Text(t)) => Some(t),
+        _ => None,
     };
-    let id = optional(0)??;
-    let tenant_id = optional(1)?;
-    let actor_kind = optional(0)??;
-    let actor_id = optional(2)?;
-    let actor_label = optional(0)??;
-    let ip = optional(0)??;
-    let user_agent = optional(0)??;
-    let request_id = optional(0)??;
-    let action = optional(0)??;
-    let target_kind = optional(4)?;
-    let target_id = optional(8)?;
-    let outcome = optional(0)??;
-    let details = optional(0)??;
-    if parts.next().is_some() {
+    let nullable = |i: usize| match row.get_ref(i) {
+        Ok(ValueRef::Text(t)) => Some(Some(t)),
+        Ok(ValueRef::Null) => Some(None),
+        _ => None,
+    };
+    let Ok(ValueRef::Integer(occurred_at)) = row.get_ref(1) else {
         return None;
-    }
+    };
     Some(LeafFields {
-        id,
+        id: text(2)?,
         occurred_at,
-        tenant_id,
-        actor_kind,
-        actor_id,
-        actor_label,
-        ip,
-        user_agent,
-        request_id,
-        action,
-        target_kind,
-        target_id,
-        outcome,
-        details: LeafDetails::StoredText(details),
+        tenant_id: nullable(3)?,
+        actor_kind: text(4)?,
+        actor_id: nullable(5)?,
+        actor_label: text(6)?,
+        ip: text(7)?,
+        user_agent: text(8)?,
+        request_id: text(9)?,
+        action: text(10)?,
+        target_kind: nullable(11)?,
+        target_id: nullable(12)?,
+        outcome: text(13)?,
+        details: LeafDetails::StoredText(text(14)?),
     })
 }
