@@ -211,10 +211,16 @@ async fn main() {
     println!();
     println!("| log of {size} events | events/s | seconds |");
     println!("|---|---|---|");
-    println!(
-        "| bulk load (baseline: plain multi-row INSERT) | {load_rate:.0} | {:.1} |",
-        to_load as f64 / load_rate
-    );
+    if to_load == 0 {
+        println!(
+            "| bulk load (baseline: plain multi-row INSERT) | — (kept log, nothing to load) | — |"
+        );
+    } else {
+        println!(
+            "| bulk load (baseline: plain multi-row INSERT) | {load_rate:.0} | {:.1} |",
+            to_load as f64 / load_rate
+        );
+    }
     println!(
         "| sequencer integration (leaves + subtrees) | {:.0} | {integrate_secs:.1} |",
         integrated as f64 / integrate_secs
