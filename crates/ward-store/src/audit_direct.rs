@@ -64,9 +64,10 @@ impl DirectLogReader {
 
     /// The stored subtree hashes at `level` with node indexes in `[from, to)`,
     /// in index order, appended to `out`; false unless there is exactly one
-    /// 32-byte hash for every index. The indexes themselves are not read: the
-    /// key is unique, so as many rows as indexes in the range is every index
-    /// once, in the order asked for.
+    /// 32-byte hash for every index. Each row's index is read and checked, not
+    /// inferred from a count: the key's uniqueness is only the schema's word,
+    /// and a table re-created without it could hold a missing index and a
+    /// duplicate that a count would not tell apart.
     pub fn level_hashes(
         &self,
         level: u8,
@@ -77,24 +78,31 @@ impl DirectLogReader {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT hash FROM audit_tree WHERE level = ?1 \
+                "SELECT node_index, hash FROM audit_tree WHERE level = ?1 \
                  AND node_index >= ?2 AND node_index < ?3 ORDER BY node_index",
             )
             .map_err(read_error)?;
         let mut rows = stmt
             .query((i64::from(level), from as i64, to as i64))
             .map_err(read_error)?;
-        let before = out.len();
+        let mut expected = from;
         while let Some(row) = rows.next().map_err(read_error)? {
-            let ValueRef::Blob(hash) = row.get_ref(0).map_err(read_error)? else {
+            let (ValueRef::Integer(index), ValueRef::Blob(hash)) = (
+                row.get_ref(0).map_err(read_error)?,
+                row.get_ref(1).map_err(read_error)?,
+            ) else {
                 return Ok(false);
             };
             let Ok(hash) = Hash::try_from(hash) else {
                 return Ok(false);
             };
+            if index as u64 != expected {
+                return Ok(false);
+            }
+            expected += 1;
             out.push(hash);
         }
-        Ok((out.len() - before) as u64 == to.saturating_sub(from))
+        Ok(expected == to.max(from))
     }
 
     /// Calls `visit` for each leaf in `[from, to)`, in leaf order, until it
@@ -114,24 +122,28 @@ impl DirectLogReader {
     ) -> Result<bool, StoreError> {
         let mut leaves: Vec<(u64, i64)> = Vec::with_capacity(to.saturating_sub(from) as usize);
         {
-            // As in `level_hashes`, the unique key makes a full count every
-            // index in order, so only the events are read.
+            // As in `level_hashes`, each index is read and checked.
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT event_seq FROM audit_leaves \
+                    "SELECT leaf_index, event_seq FROM audit_leaves \
                      WHERE leaf_index >= ?1 AND leaf_index < ?2 ORDER BY leaf_index",
                 )
                 .map_err(read_error)?;
             let mut rows = stmt.query((from as i64, to as i64)).map_err(read_error)?;
             while let Some(row) = rows.next().map_err(read_error)? {
-                let ValueRef::Integer(seq) = row.get_ref(0).map_err(read_error)? else {
+                let (ValueRef::Integer(index), ValueRef::Integer(seq)) = (
+                    row.get_ref(0).map_err(read_error)?,
+                    row.get_ref(1).map_err(read_error)?,
+                ) else {
                     return Ok(false);
                 };
-                if leaves.last().is_some_and(|(_, last)| *last >= seq) {
+                if index as u64 != from + leaves.len() as u64
+                    || leaves.last().is_some_and(|(_, last)| *last >= seq)
+                {
                     return Ok(false);
                 }
-                leaves.push((from + leaves.len() as u64, seq));
+                leaves.push((index as u64, seq));
             }
         }
         if leaves.len() as u64 != to.saturating_sub(from) {
