@@ -757,8 +757,8 @@ async fn the_parallel_verifier_agrees_and_refuses_tampering() {
     a.close().await.expect("close");
 }
 
-/// The parallel verifier takes each event apart from one packed value SQLite
-/// builds and encodes it again; every kind of string (quotes, backslashes,
+/// The parallel verifier hashes each event's columns as SQLite holds them,
+/// encoding them again byte by byte; every kind of string (quotes, backslashes,
 /// every control character, apostrophes, non-ASCII, U+2028), NULLs and large
 /// integers must come out as the leaf Ward committed to, so the parallel pass
 /// judges such a log clean. So must details whose keys Ward stored in UTF-8
