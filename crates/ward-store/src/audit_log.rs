@@ -364,13 +364,53 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?,
             };
-        Ok(expected
+        let mut problems: Vec<String> = expected
             .iter()
             .filter(|name| !present.iter().any(|p| p == *name))
             .map(|name| format!("trigger {name} is missing, disabled or altered"))
-            .collect())
+            .collect();
+        // The keys that make each row's identity unique: a table re-created
+        // without one can hold two rows for one index.
+        for (table, key) in AUDIT_KEYS {
+            let columns: Vec<String> = match self.backend {
+                Backend::Sqlite => {
+                    sqlx::query_scalar(
+                        "SELECT name FROM pragma_table_info($1) WHERE pk > 0 ORDER BY pk",
+                    )
+                    .bind(*table)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                Backend::Postgres => {
+                    sqlx::query_scalar(
+                        "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
+                         ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                         WHERE i.indrelid = to_regclass($1) AND i.indisprimary \
+                         ORDER BY array_position(i.indkey::int2[], a.attnum)",
+                    )
+                    .bind(*table)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
+            if columns.iter().map(String::as_str).ne(key.iter().copied()) {
+                problems.push(format!(
+                    "table {table} has lost its primary key ({})",
+                    key.join(", ")
+                ));
+            }
+        }
+        Ok(problems)
     }
 }
+
+/// The audit tables and the primary key each was created with.
+const AUDIT_KEYS: &[(&str, &[&str])] = &[
+    ("audit_events", &["seq"]),
+    ("audit_leaves", &["leaf_index"]),
+    ("audit_tree", &["level", "node_index"]),
+    ("audit_checkpoints", &["tree_size"]),
+];
 
 fn values_sql(prefix: &str, rows: usize) -> String {
     let mut sql = String::from(prefix);

@@ -297,6 +297,49 @@ async fn tampering_is_found_at_the_right_index(backend: Backend) {
     }
     verify_passes(&env);
 
+    // A table re-created without its key (so it could hold two rows for one
+    // index), the triggers put back on it.
+    let mut a = Attacker::connect(&env, backend).await;
+    match backend {
+        Backend::Sqlite => {
+            a.exec("CREATE TABLE loose (level INTEGER NOT NULL, node_index INTEGER NOT NULL, hash BLOB NOT NULL)")
+                .await;
+            a.exec("INSERT INTO loose SELECT level, node_index, hash FROM audit_tree")
+                .await;
+            a.exec("DROP TABLE audit_tree").await;
+            a.exec("ALTER TABLE loose RENAME TO audit_tree").await;
+        }
+        Backend::Postgres => {
+            a.exec("ALTER TABLE audit_tree DROP CONSTRAINT audit_tree_pkey")
+                .await;
+        }
+    }
+    a.cover_tracks().await;
+    verify_fails_at(
+        &env,
+        "schema: table audit_tree has lost its primary key (level, node_index)",
+    );
+    let mut a = Attacker::connect(&env, backend).await;
+    match backend {
+        Backend::Sqlite => {
+            a.exec(
+                "CREATE TABLE keyed (level INTEGER NOT NULL, node_index INTEGER NOT NULL, \
+                    hash BLOB NOT NULL, PRIMARY KEY (level, node_index)) WITHOUT ROWID",
+            )
+            .await;
+            a.exec("INSERT INTO keyed SELECT level, node_index, hash FROM audit_tree")
+                .await;
+            a.exec("DROP TABLE audit_tree").await;
+            a.exec("ALTER TABLE keyed RENAME TO audit_tree").await;
+        }
+        Backend::Postgres => {
+            a.exec("ALTER TABLE audit_tree ADD PRIMARY KEY (level, node_index)")
+                .await;
+        }
+    }
+    a.cover_tracks().await;
+    verify_passes(&env);
+
     // The protection itself switched off and left off.
     let mut a = Attacker::connect(&env, backend).await;
     match backend {
