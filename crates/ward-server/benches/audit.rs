@@ -92,6 +92,23 @@ fn raw_sha256_rate() -> f64 {
     rate
 }
 
+/// The bench's checkpoint key: fixed, so checkpoints signed by earlier runs on
+/// a kept log verify.
+fn bench_signer() -> CheckpointSigner {
+    CheckpointSigner::from_seed("ward/bench", [7u8; 32])
+}
+
+/// Seconds `verify_log` takes; the log must come out clean.
+async fn timed_verify(store: &Store, signer: &CheckpointSigner) -> f64 {
+    let started = Instant::now();
+    let report = ward_server::audit_verify::verify_log(store, &[signer.verifier()], &mut |_, _| {})
+        .await
+        .expect("verify");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    secs
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
@@ -124,15 +141,8 @@ async fn main() {
     println!("backend: {}, {writers} writers", backend.as_str());
     if std::env::var("BENCH_VERIFY_ONLY").is_ok() {
         // For profiling verification alone on a kept log.
-        let signer = CheckpointSigner::from_seed("ward/bench", [7u8; 32]);
         let size = store.audit_tree_size().await.expect("size");
-        let started = Instant::now();
-        let report =
-            ward_server::audit_verify::verify_log(&store, &[signer.verifier()], &mut |_, _| {})
-                .await
-                .expect("verify");
-        let secs = started.elapsed().as_secs_f64();
-        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let secs = timed_verify(&store, &bench_signer()).await;
         let sha = raw_sha256_rate();
         println!(
             "verify_log: {size} events in {secs:.1} s, {:.0} events/s; baseline: raw SHA-256 \
@@ -177,19 +187,12 @@ async fn main() {
         .await
         .expect("integrate");
     let integrate_secs = started.elapsed().as_secs_f64();
-    // A fixed key, so checkpoints signed by earlier runs on a kept log verify.
-    let signer = CheckpointSigner::from_seed("ward/bench", [7u8; 32]);
+    let signer = bench_signer();
     sign_checkpoint(&store, &signer, Timestamp::from_millis(1_800_000_000_000))
         .await
         .expect("checkpoint");
     let size = store.audit_tree_size().await.expect("size");
-    let started = Instant::now();
-    let report =
-        ward_server::audit_verify::verify_log(&store, &[signer.verifier()], &mut |_, _| {})
-            .await
-            .expect("verify");
-    let verify_secs = started.elapsed().as_secs_f64();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let verify_secs = timed_verify(&store, &signer).await;
     // The ceiling the database read sits under: recomputing leaves (canonical
     // encoding + SHA-256) and appending them to a frontier, on one core, for
     // events already in memory.

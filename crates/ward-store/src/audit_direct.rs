@@ -26,6 +26,17 @@ pub struct DirectLeaf<'a> {
     pub event: Option<LeafFields<'a>>,
 }
 
+impl DirectLeaf<'_> {
+    /// A leaf whose event is gone.
+    fn gone(index: u64, event_seq: i64) -> Self {
+        Self {
+            index,
+            event_seq,
+            event: None,
+        }
+    }
+}
+
 /// A read-only connection to a SQLite audit log, for one thread.
 pub struct DirectLogReader {
     conn: Connection,
@@ -169,12 +180,7 @@ impl DirectLogReader {
             };
             // Leaves whose event is gone come before this event.
             while let Some((index, event_seq)) = next.next_if(|(_, s)| *s < seq) {
-                let gone = DirectLeaf {
-                    index,
-                    event_seq,
-                    event: None,
-                };
-                if !visit(gone) {
+                if !visit(DirectLeaf::gone(index, event_seq)) {
                     return Ok(false);
                 }
             }
@@ -192,12 +198,7 @@ impl DirectLogReader {
             }
         }
         for (index, event_seq) in next {
-            let gone = DirectLeaf {
-                index,
-                event_seq,
-                event: None,
-            };
-            if !visit(gone) {
+            if !visit(DirectLeaf::gone(index, event_seq)) {
                 return Ok(false);
             }
         }
