@@ -277,33 +277,36 @@ pub async fn inclusion_proof(
     index: u64,
     size: u64,
 ) -> Result<Vec<Hash>, ProofError> {
-    let tree = store.audit_tree_size().await?;
-    if size > tree {
-        return Err(ProofError::OutOfRange(format!(
-            "size {size} is larger than the tree ({tree} leaves)"
-        )));
-    }
     let ranges = inclusion_ranges(index, size)
         .ok_or_else(|| ProofError::OutOfRange(format!("index {index} is not below size {size}")))?;
-    fetch(store, &ranges).await
+    fetch(store, &ranges, size, "size").await
 }
 
 /// The consistency proof from the tree of `from` leaves to the tree of `to`.
 pub async fn consistency_proof(store: &Store, from: u64, to: u64) -> Result<Vec<Hash>, ProofError> {
-    let tree = store.audit_tree_size().await?;
-    if to > tree {
-        return Err(ProofError::OutOfRange(format!(
-            "to {to} is larger than the tree ({tree} leaves)"
-        )));
-    }
     let ranges = consistency_ranges(from, to).ok_or_else(|| {
         ProofError::OutOfRange(format!("from must be between 1 and to ({to}), got {from}"))
     })?;
-    fetch(store, &ranges).await
+    fetch(store, &ranges, to, "to").await
 }
 
-async fn fetch(store: &Store, ranges: &[ward_audit::LeafRange]) -> Result<Vec<Hash>, ProofError> {
-    let nodes = store.audit_nodes(&nodes_needed(ranges)).await?;
+/// The proof's subtrees, read with the tree size in one statement; a proof for
+/// a tree larger than the stored one (`size`, named `what` in the request) is
+/// out of range.
+async fn fetch(
+    store: &Store,
+    ranges: &[ward_audit::LeafRange],
+    size: u64,
+    what: &str,
+) -> Result<Vec<Hash>, ProofError> {
+    let (tree, nodes) = store
+        .audit_tree_size_and_nodes(&nodes_needed(ranges))
+        .await?;
+    if size > tree {
+        return Err(ProofError::OutOfRange(format!(
+            "{what} {size} is larger than the tree ({tree} leaves)"
+        )));
+    }
     hash_ranges(ranges, &nodes).map_err(|id| {
         ProofError::Store(StoreError::Corrupt(format!(
             "audit tree node (level {}, index {}) is missing",

@@ -76,36 +76,83 @@ impl Store {
         &self,
         ids: &BTreeSet<NodeId>,
     ) -> Result<HashMap<NodeId, Hash>, StoreError> {
+        Ok(self.read_audit_nodes(ids, false).await?.1)
+    }
+
+    /// The tree size and the stored subtrees among `ids`, read by one statement
+    /// (for up to 64 ids, which covers any proof below 2^32 leaves): one round
+    /// trip for a proof, and a size and nodes from one snapshot.
+    pub async fn audit_tree_size_and_nodes(
+        &self,
+        ids: &BTreeSet<NodeId>,
+    ) -> Result<(u64, HashMap<NodeId, Hash>), StoreError> {
+        let (size, nodes) = self.read_audit_nodes(ids, true).await?;
+        Ok((size.unwrap_or(0), nodes))
+    }
+
+    async fn read_audit_nodes(
+        &self,
+        ids: &BTreeSet<NodeId>,
+        with_size: bool,
+    ) -> Result<(Option<u64>, HashMap<NodeId, Hash>), StoreError> {
         let mut out = HashMap::with_capacity(ids.len());
+        let mut size = None;
         let ids: Vec<&NodeId> = ids.iter().collect();
-        for chunk in ids.chunks(INSERT_CHUNK) {
-            let mut sql = String::from(
-                "SELECT level, node_index, hash FROM audit_tree WHERE (level, node_index) IN (",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
+        let mut chunks: Vec<&[&NodeId]> = ids.chunks(INSERT_CHUNK).collect();
+        if chunks.is_empty() && with_size {
+            chunks.push(&[]);
+        }
+        for (n, chunk) in chunks.into_iter().enumerate() {
+            let mut sql = String::new();
+            let sized = with_size && n == 0;
+            if sized {
+                // Level -1 is no subtree's: the row carrying the tree size.
+                sql.push_str(
+                    "SELECT -1 AS level, MAX(leaf_index) AS node_index, NULL AS hash \
+                     FROM audit_leaves",
+                );
+                if !chunk.is_empty() {
+                    sql.push_str(" UNION ALL ");
                 }
-                sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
             }
-            sql.push(')');
+            if !chunk.is_empty() {
+                sql.push_str(
+                    "SELECT level, node_index, hash FROM audit_tree WHERE (level, node_index) IN (",
+                );
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+                }
+                sql.push(')');
+            }
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(i64::from(id.level)).bind(id.index as i64);
             }
             for r in q.fetch_all(&self.pool).await? {
                 let level: i64 = r.try_get("level")?;
-                let index: i64 = r.try_get("node_index")?;
+                let index: Option<i64> = r.try_get("node_index")?;
+                if level < 0 {
+                    size = Some(index.map_or(0, |last| last as u64 + 1));
+                    continue;
+                }
+                let (Ok(level), Some(index)) = (u8::try_from(level), index) else {
+                    return Err(StoreError::Corrupt(
+                        "audit tree node key out of range".into(),
+                    ));
+                };
                 out.insert(
                     NodeId {
-                        level: level as u8,
+                        level,
                         index: index as u64,
                     },
                     to_hash(r.try_get("hash")?)?,
                 );
             }
         }
-        Ok(out)
+        Ok((size, out))
     }
 
     /// Events not yet in the tree with `seq` above `after_seq`, oldest first. The

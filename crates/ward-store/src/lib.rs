@@ -27,6 +27,7 @@ mod rule_reviews;
 mod rules;
 mod sessions;
 mod snapshot;
+mod sqlite_btree;
 mod sso;
 mod tenants;
 #[cfg(any(test, feature = "testing"))]
