@@ -225,23 +225,35 @@ impl<'s, S: PageSource> Scanner<'s, S> {
         last: &mut Option<i64>,
         visit: &mut dyn FnMut(i64, &[ValueRef<'_>; N]) -> bool,
     ) -> Result<Walk, StoreError> {
+        self.on_page(pgno, depth, |scanner, page, h| match h.kind {
+            PageKind::TableLeaf => scanner.table_leaf(page, h, bounds, range, last, visit),
+            PageKind::TableInterior => {
+                scanner.table_interior(page, h, depth, bounds, range, last, visit)
+            }
+            _ => Ok(Walk::Refused),
+        })
+    }
+
+    /// Fetches page `pgno` at `depth` and hands it, with its header, to `walk`;
+    /// refused past the depth limit or when the page is missing or no b-tree page.
+    fn on_page(
+        &mut self,
+        pgno: u32,
+        depth: usize,
+        walk: impl FnOnce(&mut Self, &[u8], &PageHeader) -> Result<Walk, StoreError>,
+    ) -> Result<Walk, StoreError> {
         if depth > MAX_DEPTH {
             return Ok(Walk::Refused);
         }
         let Some(page) = self.fetch(pgno)? else {
             return Ok(Walk::Refused);
         };
-        let walk = match PageHeader::read(&page, pgno) {
-            Some(h) if h.kind == PageKind::TableLeaf => {
-                self.table_leaf(&page, &h, bounds, range, last, visit)?
-            }
-            Some(h) if h.kind == PageKind::TableInterior => {
-                self.table_interior(&page, &h, depth, bounds, range, last, visit)?
-            }
-            _ => Walk::Refused,
+        let outcome = match PageHeader::read(&page, pgno) {
+            Some(h) => walk(self, &page, &h),
+            None => Ok(Walk::Refused),
         };
         self.spare.push(page);
-        Ok(walk)
+        outcome
     }
 
     #[allow(clippy::too_many_arguments)] // one recursive step's whole state
@@ -349,20 +361,12 @@ impl<'s, S: PageSource> Scanner<'s, S> {
         last: &mut Option<(i64, i64)>,
         visit: &mut dyn FnMut(&[ValueRef<'_>; N]) -> bool,
     ) -> Result<Walk, StoreError> {
-        if depth > MAX_DEPTH {
-            return Ok(Walk::Refused);
-        }
-        let Some(page) = self.fetch(pgno)? else {
-            return Ok(Walk::Refused);
-        };
-        let walk = match PageHeader::read(&page, pgno) {
-            Some(h) if matches!(h.kind, PageKind::IndexLeaf | PageKind::IndexInterior) => {
-                self.index_cells(&page, &h, depth, bounds, range, last, visit)?
+        self.on_page(pgno, depth, |scanner, page, h| match h.kind {
+            PageKind::IndexLeaf | PageKind::IndexInterior => {
+                scanner.index_cells(page, h, depth, bounds, range, last, visit)
             }
-            _ => Walk::Refused,
-        };
-        self.spare.push(page);
-        Ok(walk)
+            _ => Ok(Walk::Refused),
+        })
     }
 
     /// The cells of an index page, in order. On an interior page each cell is
