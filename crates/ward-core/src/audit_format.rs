@@ -51,9 +51,9 @@ impl ExportFormat {
                 if let Some(i) = leaf_index {
                     v["leaf_index"] = json!(i);
                 }
-                format!("{v}\n")
+                format!("{}\n", json_line_safe(v.to_string()))
             }
-            Self::Ocsf => format!("{}\n", ocsf(e, leaf_index)),
+            Self::Ocsf => format!("{}\n", json_line_safe(ocsf(e, leaf_index).to_string())),
             Self::Cef => format!("{}\n", cef(e, leaf_index)),
             Self::Csv => csv_row(e, leaf_index),
         }
@@ -200,19 +200,56 @@ fn cef(e: &StoredAuditEvent, leaf_index: Option<u64>) -> String {
     )
 }
 
-/// Header fields escape `\` and `|`.
+/// Characters that many readers take for the end of a line although they are
+/// not CR or LF: NEL (U+0085), LINE SEPARATOR (U+2028), PARAGRAPH SEPARATOR
+/// (U+2029). Unicode's line-breaking rules (UAX #14, class BK/NL) and tools such
+/// as Python's `splitlines` or a SIEM's line reader split on them, so an event
+/// holding one would be cut in two, the second half looking like a new record.
+pub const UNICODE_LINE_BREAKS: [char; 3] = ['\u{0085}', '\u{2028}', '\u{2029}'];
+
+/// JSON text with the Unicode line breaks written as `\uXXXX` escapes. They can
+/// only occur inside JSON strings, where the escape means the same character,
+/// so a JSON reader sees the same value and a line reader sees one line.
+pub fn json_line_safe(json: String) -> String {
+    if !json.contains(UNICODE_LINE_BREAKS) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 12);
+    for c in json.chars() {
+        if UNICODE_LINE_BREAKS.contains(&c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Header fields escape `\` and `|`; line breaks become spaces.
 fn cef_header_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('|', "\\|")
         .replace(['\r', '\n'], " ")
+        .replace(UNICODE_LINE_BREAKS, " ")
 }
 
-/// Extension values escape `\`, `=` and line breaks.
+/// Extension values escape `\`, `=` and line breaks. CEF names only `\r` and
+/// `\n`; the Unicode line breaks are written as JSON-style `\uXXXX` escapes
+/// (after `\` is doubled, so they cannot be mistaken for a value's own text).
 fn cef_extension_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
+    let s = s
+        .replace('\\', "\\\\")
         .replace('=', "\\=")
         .replace('\r', "\\r")
-        .replace('\n', "\\n")
+        .replace('\n', "\\n");
+    unicode_line_breaks_escaped(&s)
+}
+
+/// `\u0085`, `\u2028` and `\u2029` in place of those characters.
+fn unicode_line_breaks_escaped(s: &str) -> String {
+    s.replace('\u{0085}', "\\u0085")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 const CSV_COLUMNS: &[&str] = &[
@@ -235,7 +272,10 @@ const CSV_COLUMNS: &[&str] = &[
 
 /// RFC 4180: every field quoted, quotes doubled, CRLF line ends. A field that
 /// starts with `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet does not
-/// run it as a formula (OWASP CSV injection).
+/// run it as a formula (OWASP CSV injection). CR and LF never reach a field raw
+/// (names refuse control characters, `details` is JSON text with them escaped);
+/// the Unicode line breaks, which RFC 4180 does not protect from line readers,
+/// are written as `\uXXXX` escapes for the same reason.
 fn csv_row(e: &StoredAuditEvent, leaf_index: Option<u64>) -> String {
     let fields = [
         leaf_index.map(|i| i.to_string()).unwrap_or_default(),
@@ -265,6 +305,7 @@ fn csv_row(e: &StoredAuditEvent, leaf_index: Option<u64>) -> String {
             } else {
                 f.clone()
             };
+            let f = unicode_line_breaks_escaped(&f);
             format!("\"{}\"", f.replace('"', "\"\""))
         })
         .collect();
@@ -329,6 +370,38 @@ mod tests {
         assert!(line.contains("suser=x\\=y\\\\z"));
         assert!(!line.contains('\n'));
         assert!(line.contains("cn1=3"));
+    }
+
+    #[test]
+    fn unicode_line_breaks_never_reach_a_line_raw() {
+        for brk in UNICODE_LINE_BREAKS {
+            let mut e = event(&format!("a{brk}b"), &format!("x{brk}y"));
+            e.details = json!({ "note": format!("1{brk}2"), "k": "\r\n" });
+            e.context.user_agent = format!("ua{brk}");
+            for format in [
+                ExportFormat::Jsonl,
+                ExportFormat::Ocsf,
+                ExportFormat::Cef,
+                ExportFormat::Csv,
+            ] {
+                let line = format.line(&e, Some(1));
+                let body = line.trim_end_matches(['\r', '\n']);
+                assert!(
+                    !body.contains(UNICODE_LINE_BREAKS) && !body.contains(['\r', '\n']),
+                    "{format:?} keeps a line break: {line:?}"
+                );
+                assert_eq!(line.lines().count(), 1, "{format:?}");
+            }
+            // JSON readers get the same value back.
+            let line = ExportFormat::Jsonl.line(&e, None);
+            let v: Value = serde_json::from_str(&line).expect("json");
+            assert_eq!(v["details"]["note"], format!("1{brk}2"));
+            let cef = ExportFormat::Cef.line(&e, None);
+            let code = format!("\\u{:04x}", u32::from(brk));
+            assert!(cef.contains(&format!("suser=x{code}y")), "{cef}");
+            let csv = ExportFormat::Csv.line(&e, None);
+            assert!(csv.contains(&format!("\"x{code}y\"")), "{csv}");
+        }
     }
 
     #[test]

@@ -200,8 +200,11 @@ pub async fn run_export(
 }
 
 fn line(l: &ExportLine) -> String {
-    // Serializing these plain structs cannot fail.
-    let mut s = serde_json::to_string(l).unwrap_or_default();
+    // Serializing these plain structs cannot fail. Unicode line breaks are
+    // escaped so a line reader cannot split an event (the verifier parses JSON,
+    // which reads the escape as the same character).
+    let mut s =
+        ward_core::audit_format::json_line_safe(serde_json::to_string(l).unwrap_or_default());
     s.push('\n');
     s
 }
