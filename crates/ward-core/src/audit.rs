@@ -53,6 +53,14 @@ pub mod actions {
     pub const SSO_PROVIDER_CREATED: &str = "sso.provider_created";
     pub const SSO_PROVIDER_UPDATED: &str = "sso.provider_updated";
     pub const SSO_PROVIDER_DELETED: &str = "sso.provider_deleted";
+    pub const SSO_IDENTITY_LINKED: &str = "sso.identity_linked";
+    pub const SSO_IDENTITY_UNLINKED: &str = "sso.identity_unlinked";
+    pub const TOKEN_SENSITIVE_USED: &str = "token.sensitive_used";
+    pub const TOKENS_REVOKED: &str = "user.tokens_revoked";
+    pub const DOMAIN_ADDED: &str = "company.domain_added";
+    pub const DOMAIN_VERIFIED: &str = "company.domain_verified";
+    pub const DOMAIN_VERIFICATION_FAILED: &str = "company.domain_verification_failed";
+    pub const DOMAIN_REMOVED: &str = "company.domain_removed";
     pub const RULE_CREATED: &str = "rule.created";
     pub const RULE_EDITED: &str = "rule.edited";
     pub const RULE_TESTS_CHANGED: &str = "rule.tests_changed";
@@ -110,6 +118,14 @@ pub mod actions {
         SSO_PROVIDER_CREATED,
         SSO_PROVIDER_UPDATED,
         SSO_PROVIDER_DELETED,
+        SSO_IDENTITY_LINKED,
+        SSO_IDENTITY_UNLINKED,
+        TOKEN_SENSITIVE_USED,
+        TOKENS_REVOKED,
+        DOMAIN_ADDED,
+        DOMAIN_VERIFIED,
+        DOMAIN_VERIFICATION_FAILED,
+        DOMAIN_REMOVED,
         RULE_CREATED,
         RULE_EDITED,
         RULE_TESTS_CHANGED,

@@ -6,15 +6,20 @@
 //! the transition, which refuses with a `ReviewRefused` naming why.
 //!
 //! Separation of duties: nobody who wrote any version since the last approved one
-//! (the change under review) may approve or reject it, whatever their role.
+//! (the change under review) may approve or reject it, whatever their role; and
+//! an approval does not count when an author *controls* the approver — the
+//! approver's session came through an identity provider an author created or
+//! last changed, or the approver's account was made by an author after the
+//! change was submitted (see `ReviewerControl`).
 
 use crate::rbac::{AccessDenied, check_separation_of_duties};
-use crate::{InvalidField, Permission, Role, UserId};
+use crate::{InvalidField, Permission, Role, Timestamp, UserId};
 
 /// How many distinct approvals a company requires before a rule is approved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReviewPolicy {
     min_approvers: u8,
+    approvers_predate_change: bool,
 }
 
 impl ReviewPolicy {
@@ -22,11 +27,17 @@ impl ReviewPolicy {
     /// teams and the setting is more likely a typo than a policy.
     pub const MAX_APPROVERS: u8 = 5;
 
-    pub const DEFAULT: ReviewPolicy = ReviewPolicy { min_approvers: 1 };
+    pub const DEFAULT: ReviewPolicy = ReviewPolicy {
+        min_approvers: 1,
+        approvers_predate_change: false,
+    };
 
     pub fn new(min_approvers: u32) -> Result<Self, InvalidField> {
         match u8::try_from(min_approvers) {
-            Ok(n) if (1..=Self::MAX_APPROVERS).contains(&n) => Ok(Self { min_approvers: n }),
+            Ok(n) if (1..=Self::MAX_APPROVERS).contains(&n) => Ok(Self {
+                min_approvers: n,
+                approvers_predate_change: false,
+            }),
             _ => Err(InvalidField::new(
                 "min_approvers",
                 format!("must be between 1 and {}", Self::MAX_APPROVERS),
@@ -37,6 +48,34 @@ impl ReviewPolicy {
     pub fn min_approvers(self) -> u8 {
         self.min_approvers
     }
+
+    /// The optional stricter rule: an approver's account must have existed
+    /// before the change was submitted (whoever made it).
+    pub fn with_approvers_predating(self, on: bool) -> Self {
+        Self {
+            approvers_predate_change: on,
+            ..self
+        }
+    }
+
+    pub fn approvers_predate_change(self) -> bool {
+        self.approvers_predate_change
+    }
+}
+
+/// Who stands behind an approver, beyond who they are: the facts that tell
+/// whether an author of the change could be acting through them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewerControl {
+    /// The Admins who created or last changed the identity provider the
+    /// approver's session (or the session that minted their token) came
+    /// through; empty for a password or passkey sign-in.
+    pub provider_controllers: Vec<UserId>,
+    /// The Admin who created the approver's account, if recorded.
+    pub account_created_by: Option<UserId>,
+    pub account_created_at: Timestamp,
+    /// The company's policy as it is now.
+    pub policy: ReviewPolicy,
 }
 
 /// The test results a submission rests on: a run of the rule's stored tests
@@ -72,6 +111,9 @@ pub enum ReviewRefused {
     },
     #[error("you have already approved this version")]
     AlreadyApproved,
+    /// An author of the change controls the approver's sign-in or account.
+    #[error("{0}")]
+    ControlledByAuthor(&'static str),
 }
 
 impl ReviewRefused {
@@ -86,6 +128,7 @@ impl ReviewRefused {
             ReviewRefused::StaleVersion { .. } => "stale_version",
             ReviewRefused::WrongStatus { .. } => "invalid_transition",
             ReviewRefused::AlreadyApproved => "already_approved",
+            ReviewRefused::ControlledByAuthor(_) => "separation_of_duties",
         }
     }
 }
@@ -114,6 +157,7 @@ impl Draft {
         policy: ReviewPolicy,
         authors: Vec<UserId>,
         evidence: &TestEvidence,
+        now: Timestamp,
     ) -> Result<InReview, ReviewRefused> {
         if !submitter_role.allows(Permission::WriteWorkObjects) {
             return Err(ReviewRefused::Access(AccessDenied::Role));
@@ -139,6 +183,7 @@ impl Draft {
             authors,
             required: policy.min_approvers,
             approvals: Vec::new(),
+            submitted_at: now,
         })
     }
 }
@@ -150,6 +195,7 @@ pub struct InReview {
     authors: Vec<UserId>,
     required: u8,
     approvals: Vec<UserId>,
+    submitted_at: Timestamp,
 }
 
 /// What one approval did.
@@ -169,12 +215,14 @@ impl InReview {
         authors: Vec<UserId>,
         required: u8,
         approvals: Vec<UserId>,
+        submitted_at: Timestamp,
     ) -> Self {
         Self {
             version,
             authors,
             required,
             approvals,
+            submitted_at,
         }
     }
 
@@ -202,14 +250,49 @@ impl InReview {
         Ok(())
     }
 
+    /// Whether an author of this change controls the approver: the provider
+    /// they signed in through was created or last changed by an author, or an
+    /// author made their account after the change was submitted (or, under the
+    /// stricter policy, anyone made it after).
+    pub fn check_control(&self, control: &ReviewerControl) -> Result<(), ReviewRefused> {
+        if control
+            .provider_controllers
+            .iter()
+            .any(|c| self.authors.contains(c))
+        {
+            return Err(ReviewRefused::ControlledByAuthor(
+                "you signed in through an identity provider that an author of this change created or last changed; sign in with your password or passkey to approve",
+            ));
+        }
+        let made_after = control.account_created_at > self.submitted_at;
+        if made_after
+            && control
+                .account_created_by
+                .as_ref()
+                .is_some_and(|c| self.authors.contains(c))
+        {
+            return Err(ReviewRefused::ControlledByAuthor(
+                "your account was created by an author of this change after it was submitted",
+            ));
+        }
+        if made_after && control.policy.approvers_predate_change {
+            return Err(ReviewRefused::ControlledByAuthor(
+                "your company requires approvers whose accounts existed before the change was submitted",
+            ));
+        }
+        Ok(())
+    }
+
     /// One approval of `seen_version` (the version the reviewer looked at).
     pub fn approve(
         mut self,
         approver: &UserId,
         role: Role,
         seen_version: u32,
+        control: &ReviewerControl,
     ) -> Result<Approval, ReviewRefused> {
         self.check_reviewer(approver, role)?;
+        self.check_control(control)?;
         if seen_version != self.version {
             return Err(ReviewRefused::StaleVersion {
                 current: self.version,
@@ -312,6 +395,16 @@ mod tests {
         UserId::from_random([n; 16])
     }
 
+    /// An approver nobody controls: password sign-in, an old account.
+    fn free() -> ReviewerControl {
+        ReviewerControl {
+            provider_controllers: vec![],
+            account_created_by: None,
+            account_created_at: Timestamp::from_millis(0),
+            policy: ReviewPolicy::DEFAULT,
+        }
+    }
+
     fn passing(version: u32) -> TestEvidence {
         TestEvidence {
             version,
@@ -328,6 +421,7 @@ mod tests {
                 ReviewPolicy::new(required).expect("policy"),
                 vec![user(1), user(2)],
                 &passing(3),
+                Timestamp::from_millis(1_000),
             )
             .expect("submit")
     }
@@ -337,7 +431,7 @@ mod tests {
         let d = || Draft::resume(3);
         let p = ReviewPolicy::DEFAULT;
         let check = |role, evidence: TestEvidence| {
-            d().submit(role, p, vec![user(1)], &evidence)
+            d().submit(role, p, vec![user(1)], &evidence, Timestamp::from_millis(0))
                 .map(|_| ())
                 .map_err(|e| e.code())
         };
@@ -369,7 +463,7 @@ mod tests {
         for author in [user(1), user(2)] {
             assert_eq!(
                 r.clone()
-                    .approve(&author, Role::Admin, 3)
+                    .approve(&author, Role::Admin, 3, &free())
                     .map(|_| ())
                     .map_err(|e| e.code()),
                 Err("separation_of_duties")
@@ -377,26 +471,26 @@ mod tests {
         }
         assert_eq!(
             r.clone()
-                .approve(&user(3), Role::Viewer, 3)
+                .approve(&user(3), Role::Viewer, 3, &free())
                 .map_err(|e| e.code()),
             Err("forbidden")
         );
         assert_eq!(
             r.clone()
-                .approve(&user(3), Role::User, 2)
+                .approve(&user(3), Role::User, 2, &free())
                 .map_err(|e| e.code()),
             Err("stale_version")
         );
-        let Ok(Approval::Pending(r)) = r.approve(&user(3), Role::User, 3) else {
+        let Ok(Approval::Pending(r)) = r.approve(&user(3), Role::User, 3, &free()) else {
             panic!("one of two approvals leaves the review open");
         };
         assert_eq!(
             r.clone()
-                .approve(&user(3), Role::User, 3)
+                .approve(&user(3), Role::User, 3, &free())
                 .map_err(|e| e.code()),
             Err("already_approved")
         );
-        let Ok(Approval::Approved(a)) = r.approve(&user(4), Role::Admin, 3) else {
+        let Ok(Approval::Approved(a)) = r.approve(&user(4), Role::Admin, 3, &free()) else {
             panic!("the second approval approves");
         };
         assert_eq!((a.version(), a.approvers().len()), (3, 2));
@@ -421,6 +515,52 @@ mod tests {
             .expect("reject");
         assert_eq!((x.version(), x.reason()), (3, "too noisy"));
         assert_eq!(r.void(), Draft::resume(3));
+    }
+
+    #[test]
+    fn authors_cannot_approve_through_people_they_control() {
+        let r = in_review(1);
+        let code = |c: &ReviewerControl| {
+            r.clone()
+                .approve(&user(3), Role::Admin, 3, c)
+                .map(|_| ())
+                .map_err(|e| e.code())
+        };
+        assert_eq!(code(&free()), Ok(()));
+        // Signed in through a provider an author created or last changed.
+        let via_authors_idp = ReviewerControl {
+            provider_controllers: vec![user(9), user(2)],
+            ..free()
+        };
+        assert_eq!(code(&via_authors_idp), Err("separation_of_duties"));
+        let via_others_idp = ReviewerControl {
+            provider_controllers: vec![user(9)],
+            ..free()
+        };
+        assert_eq!(code(&via_others_idp), Ok(()));
+        // An account an author made after submitting; before is allowed
+        // unless the company asks approvers to predate the change.
+        let puppet = ReviewerControl {
+            account_created_by: Some(user(1)),
+            account_created_at: Timestamp::from_millis(2_000),
+            ..free()
+        };
+        assert_eq!(code(&puppet), Err("separation_of_duties"));
+        let older = ReviewerControl {
+            account_created_at: Timestamp::from_millis(500),
+            ..puppet.clone()
+        };
+        assert_eq!(code(&older), Ok(()));
+        let newcomer = ReviewerControl {
+            account_created_by: Some(user(9)),
+            ..puppet
+        };
+        assert_eq!(code(&newcomer), Ok(()));
+        let strict = ReviewerControl {
+            policy: ReviewPolicy::DEFAULT.with_approvers_predating(true),
+            ..newcomer
+        };
+        assert_eq!(code(&strict), Err("separation_of_duties"));
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub struct Session {
     /// When the user last proved who they are in this session: the sign-in, or a
     /// later re-authentication. Sensitive actions need this to be recent.
     pub authenticated_at: Timestamp,
+    /// Whether that last sign-in or re-authentication proved a second factor.
+    /// Security-sensitive changes in a company that requires MFA need it.
+    pub reauth_multi_factor: bool,
+    /// The identity provider the session was opened through (`None`: password or
+    /// passkey). Separation of duties asks who controls it.
+    pub sso_provider_id: Option<crate::SsoProviderId>,
 }
 
 impl Session {
@@ -117,6 +123,8 @@ mod tests {
             auth_method: "password".into(),
             multi_factor: false,
             authenticated_at: Timestamp::from_millis(created),
+            reauth_multi_factor: false,
+            sso_provider_id: None,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Email, InvalidField, Role, SsoProviderId, TenantId, Timestamp, checked_text};
+use crate::{Email, InvalidField, Role, SsoProviderId, TenantId, Timestamp, UserId, checked_text};
 
 /// A configured provider. The client secret is stored sealed, never here.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +32,12 @@ pub struct SsoProvider {
     pub enabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The Admin who added the provider (`None` for providers older than this
+    /// record). Whoever controls a provider can sign in as anyone linked to it,
+    /// so separation of duties counts them.
+    pub created_by: Option<UserId>,
+    /// The Admin who last changed it.
+    pub updated_by: Option<UserId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +47,11 @@ pub struct RoleMapping {
 }
 
 impl SsoProvider {
+    /// The Admins who control this provider's configuration.
+    pub fn controllers(&self) -> impl Iterator<Item = &UserId> {
+        self.created_by.iter().chain(self.updated_by.iter())
+    }
+
     /// Whether this email may sign in through this provider.
     pub fn allows_email(&self, email: &Email) -> bool {
         let domain = email.as_str().rsplit_once('@').map_or("", |(_, d)| d);
@@ -59,6 +70,75 @@ impl SsoProvider {
             .map(|m| m.role)
             .reduce(|a, b| if a.is_at_most(b) { b } else { a });
         mapped.or(self.default_role)
+    }
+}
+
+/// Whether a sign-in's email address is already an account somewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailInUse {
+    No,
+    /// By an account of the provider's company that is not linked to this
+    /// (provider, subject).
+    InThisCompany,
+    /// By another company's account, or on a domain another company owns.
+    Elsewhere,
+}
+
+/// Where an SSO sign-in leads, decided from the (provider, subject) binding and
+/// never from the email alone: a provider reaches only accounts linked to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInTarget {
+    /// The account bound to (provider, subject).
+    Linked(UserId),
+    /// A new account, bound to (provider, subject) in the same transaction.
+    Provision(Role),
+    Refuse(SignInRefusal),
+}
+
+/// Why an SSO sign-in reaches no account. Each has a stable audit reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInRefusal {
+    /// An account with this email exists in the company but its owner has not
+    /// linked this provider (an Admin controlling a provider must not be able
+    /// to sign in as a colleague).
+    NotLinked,
+    /// The address belongs elsewhere; the refusal does not say whether it exists.
+    Unavailable,
+    /// No account and provisioning is off.
+    NoAccount,
+    /// Provisioning is on but no group maps to a role and there is no default.
+    NoRole,
+}
+
+impl SignInRefusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            SignInRefusal::NotLinked => "account_not_linked",
+            SignInRefusal::Unavailable => "account_unavailable",
+            SignInRefusal::NoAccount => "no_account",
+            SignInRefusal::NoRole => "no_role",
+        }
+    }
+}
+
+/// The sign-in decision: `linked` is the account bound to (provider, subject).
+pub fn sign_in_target(
+    p: &SsoProvider,
+    linked: Option<&UserId>,
+    email: EmailInUse,
+    groups: &[String],
+) -> SignInTarget {
+    if let Some(user) = linked {
+        return SignInTarget::Linked(user.clone());
+    }
+    match email {
+        EmailInUse::InThisCompany => SignInTarget::Refuse(SignInRefusal::NotLinked),
+        EmailInUse::Elsewhere => SignInTarget::Refuse(SignInRefusal::Unavailable),
+        EmailInUse::No if !p.jit_provisioning => SignInTarget::Refuse(SignInRefusal::NoAccount),
+        EmailInUse::No => match p.role_for(groups) {
+            Some(role) => SignInTarget::Provision(role),
+            None => SignInTarget::Refuse(SignInRefusal::NoRole),
+        },
     }
 }
 
@@ -203,6 +283,8 @@ mod tests {
             enabled: true,
             created_at: Timestamp::from_millis(0),
             updated_at: Timestamp::from_millis(0),
+            created_by: None,
+            updated_by: None,
         }
     }
 
@@ -216,6 +298,45 @@ mod tests {
         let mut q = p.clone();
         q.default_role = Some(Role::Viewer);
         assert_eq!(q.role_for(&[]), Some(Role::Viewer));
+    }
+
+    #[test]
+    fn sign_in_reaches_only_linked_accounts() {
+        let p = provider();
+        let soc = vec!["soc".to_owned()];
+        let colleague = UserId::from_random([7; 16]);
+        // Bound by subject: whatever the email says.
+        for email in [EmailInUse::No, EmailInUse::InThisCompany] {
+            assert_eq!(
+                sign_in_target(&p, Some(&colleague), email, &soc),
+                SignInTarget::Linked(colleague.clone())
+            );
+        }
+        // The attack: a provider asserting a colleague's email reaches nothing.
+        assert_eq!(
+            sign_in_target(&p, None, EmailInUse::InThisCompany, &soc),
+            SignInTarget::Refuse(SignInRefusal::NotLinked)
+        );
+        assert_eq!(
+            sign_in_target(&p, None, EmailInUse::Elsewhere, &soc),
+            SignInTarget::Refuse(SignInRefusal::Unavailable)
+        );
+        assert_eq!(
+            sign_in_target(&p, None, EmailInUse::No, &soc),
+            SignInTarget::Provision(Role::User)
+        );
+        assert_eq!(
+            sign_in_target(&p, None, EmailInUse::No, &[]),
+            SignInTarget::Refuse(SignInRefusal::NoRole)
+        );
+        let closed = SsoProvider {
+            jit_provisioning: false,
+            ..p
+        };
+        assert_eq!(
+            sign_in_target(&closed, None, EmailInUse::No, &soc),
+            SignInTarget::Refuse(SignInRefusal::NoAccount)
+        );
     }
 
     #[test]

@@ -9,6 +9,9 @@ use crate::{Role, TenantId, Timestamp, TokenId, UserId};
 /// Longest allowed token lifetime: one year. Long-lived automation should rotate.
 pub const MAX_TOKEN_LIFETIME_DAYS: i64 = 366;
 pub const DEFAULT_TOKEN_LIFETIME_DAYS: i64 = 90;
+/// Longest lifetime of a token with the `sensitive` capability: one hour, so a
+/// leaked one is a short window, not a persistence backdoor (issue 15, item 5).
+pub const SENSITIVE_TOKEN_LIFETIME_SECS: i64 = 3600;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiToken {
@@ -23,6 +26,13 @@ pub struct ApiToken {
     pub expires_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// May perform security-sensitive actions (MFA policy, SSO providers, roles,
+    /// keys, domains). Only minted from a session that met the company's MFA
+    /// policy and re-authenticated recently; lives at most an hour.
+    pub sensitive: bool,
+    /// The identity provider of the session that minted the token, if any
+    /// (separation of duties follows it like the session's).
+    pub sso_provider_id: Option<crate::SsoProviderId>,
 }
 
 impl ApiToken {

@@ -151,6 +151,24 @@ pub const ROUTES: &[RouteAccess] = &[
     ),
     route(
         "GET",
+        "/api/v1/me/sso-links",
+        Requires(P::ReadOwnAccount),
+        "own account only",
+    ),
+    route(
+        "POST",
+        "/api/v1/me/sso-links/{provider_id}",
+        Requires(P::ReadOwnAccount),
+        "the owner, in a password or passkey session re-authenticated recently; own company's providers only",
+    ),
+    route(
+        "DELETE",
+        "/api/v1/me/sso-links/{provider_id}",
+        Requires(P::ReadOwnAccount),
+        "own account only",
+    ),
+    route(
+        "GET",
         "/api/v1/rules",
         Requires(P::ReadWorkObjects),
         "own company only",

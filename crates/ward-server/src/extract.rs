@@ -124,6 +124,14 @@ pub struct Principal {
     /// How the session was authenticated and whether with several factors;
     /// `None` for API tokens.
     pub strength: Option<(ward_core::mfa::AuthMethod, bool)>,
+    /// Whether the session's last sign-in or re-authentication proved a second
+    /// factor; for a token, whether it carries the `sensitive` capability.
+    pub recent_second_factor: bool,
+    /// The company's MFA policy as it is now.
+    pub company_mfa: ward_core::mfa::MfaPolicy,
+    /// The identity provider the session (or the session that minted the token)
+    /// came through.
+    pub sso_provider: Option<ward_core::SsoProviderId>,
 }
 
 impl Principal {
@@ -154,18 +162,61 @@ impl Principal {
             .is_none_or(|(method, multi)| policy.is_met_by(method, multi))
     }
 
-    /// Sensitive actions (key rotation, role changes, SSO and MFA settings) need a
-    /// sign-in or re-authentication within the configured window. API tokens are
-    /// exempt: they are scoped, expiring credentials made for automation.
-    pub fn require_recent_authentication(&self, state: &AppState) -> Result<(), ApiError> {
-        match self.authenticated_at {
-            Some(at) if !state.settings.reauth.is_recent(at, state.now()) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "reauthentication_required",
-                "confirm it is you: re-authenticate with your password or a passkey, then retry",
-            )),
-            _ => Ok(()),
+    /// Security-sensitive actions (MFA policy, SSO providers, role changes, key
+    /// policy and rotation, domains, review policy) need a sign-in or
+    /// re-authentication within the configured window — with a second factor
+    /// when the company requires MFA. API tokens are refused unless they carry
+    /// the `sensitive` capability (short-lived, minted from such a session);
+    /// each such use is audited as `token.sensitive_used`.
+    pub async fn require_sensitive(
+        &self,
+        state: &AppState,
+        meta: &RequestMeta,
+        action: &str,
+    ) -> Result<(), ApiError> {
+        match (&self.via, self.authenticated_at) {
+            (AuthVia::Token { id, .. }, _) => {
+                if !self.recent_second_factor {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "sensitive_capability_required",
+                        "this security-sensitive action needs a signed-in session, or an API token minted with the sensitive capability",
+                    ));
+                }
+                let e = crate::routes::event(
+                    state,
+                    meta,
+                    Some(&self.tenant_id),
+                    self.actor(),
+                    ward_core::audit::actions::TOKEN_SENSITIVE_USED,
+                )?
+                .target("api_token", id.to_string())
+                .details(serde_json::json!({ "action": action }));
+                state.store().record_audit(&e).await?;
+                Ok(())
+            }
+            (AuthVia::Session(_), Some(at)) => {
+                if !state.settings.reauth.is_recent(at, state.now()) {
+                    return Err(reauthentication_required());
+                }
+                if self.company_mfa != ward_core::mfa::MfaPolicy::None
+                    && !self.recent_second_factor
+                {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "reauthentication_required",
+                        "your company requires multi-factor sign-in: confirm it is you with a passkey, then retry",
+                    ));
+                }
+                Ok(())
+            }
+            (AuthVia::Session(_), None) => Err(reauthentication_required()),
         }
+    }
+
+    /// The identity provider behind this principal, if any.
+    pub fn sso_provider_id(&self) -> Option<&ward_core::SsoProviderId> {
+        self.sso_provider.as_ref()
     }
 
     pub fn actor(&self) -> Actor {
@@ -189,6 +240,14 @@ impl Principal {
             AuthVia::Token { .. } => None,
         }
     }
+}
+
+fn reauthentication_required() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "reauthentication_required",
+        "confirm it is you: re-authenticate with your password or a passkey, then retry",
+    )
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -271,6 +330,9 @@ async fn authenticate_session(cookie: &str, state: &AppState) -> Result<Principa
             .method()
             .map(|m| (m, found.session.multi_factor)),
         authenticated_at: Some(found.session.authenticated_at),
+        recent_second_factor: found.session.reauth_multi_factor,
+        company_mfa: found.mfa_policy,
+        sso_provider: found.session.sso_provider_id.clone(),
         tenant_id: found.session.tenant_id,
         user_id: found.session.user_id,
         email: found.user.email.as_str().to_owned(),
@@ -320,5 +382,8 @@ async fn authenticate_token(token: &str, state: &AppState) -> Result<Principal, 
         mfa_satisfied: true,
         authenticated_at: None,
         strength: None,
+        recent_second_factor: found.token.sensitive,
+        company_mfa: ward_core::mfa::MfaPolicy::None,
+        sso_provider: found.token.sso_provider_id.clone(),
     })
 }

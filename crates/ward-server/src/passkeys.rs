@@ -610,5 +610,7 @@ pub(crate) fn new_session(
         auth_method: method.as_str().to_owned(),
         multi_factor,
         authenticated_at: now,
+        reauth_multi_factor: multi_factor,
+        sso_provider_id: None,
     })
 }

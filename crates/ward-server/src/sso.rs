@@ -24,7 +24,7 @@ use ward_core::audit::actions;
 use ward_core::mfa::{AuthMethod, idp_asserted_mfa};
 use ward_core::passkey::{Ceremony, CeremonyKind};
 use ward_core::session::Session;
-use ward_core::sso::SsoProvider;
+use ward_core::sso::{EmailInUse, SignInRefusal, SignInTarget, SsoProvider, sign_in_target};
 use ward_core::user::User;
 use ward_core::{Actor, Email, SsoProviderId, UserId};
 use ward_crypto::SettingsContext;
@@ -175,6 +175,9 @@ struct Pending {
     state: String,
     nonce: String,
     pkce_verifier: String,
+    /// A signed-in owner linking this provider to their account, not a sign-in.
+    #[serde(default)]
+    link: bool,
 }
 
 /// Seals a client secret for storage.
@@ -266,10 +269,13 @@ async fn discover(state: &AppState, p: &SsoProvider) -> Result<CoreProviderMetad
 }
 
 /// Starts a sign-in: the provider's authorization URL and the ceremony cookie.
+/// `link`: the signed-in owner's session and account, when this is a link of the
+/// provider to an existing account rather than a sign-in.
 pub(crate) async fn start(
     state: &AppState,
     meta: &RequestMeta,
     provider: &StoredSsoProvider,
+    link: Option<(&ward_core::SessionId, &UserId)>,
 ) -> Result<(String, HeaderValue), ApiError> {
     let p = &provider.provider;
     if !p.enabled {
@@ -310,9 +316,16 @@ pub(crate) async fn start(
         state: csrf.secret().clone(),
         nonce: nonce.secret().clone(),
         pkce_verifier: verifier.secret().clone(),
+        link: link.is_some(),
     };
-    let cookie =
-        crate::passkeys::begin(state, CeremonyKind::OidcSignIn, None, None, &pending).await?;
+    let cookie = crate::passkeys::begin(
+        state,
+        CeremonyKind::OidcSignIn,
+        link.map(|(s, _)| s),
+        link.map(|(_, u)| u),
+        &pending,
+    )
+    .await?;
     Ok((url.to_string(), cookie))
 }
 
@@ -332,7 +345,7 @@ pub(crate) async fn finish(
     meta: &RequestMeta,
     headers: &HeaderMap,
     cb: Callback,
-) -> Result<(User, Session), ApiError> {
+) -> Result<Finished, ApiError> {
     let ceremony = take_ceremony(state, headers).await?;
     let pending: Pending =
         serde_json::from_str(&ceremony.state).map_err(|_| ApiError::internal())?;
@@ -454,46 +467,47 @@ pub(crate) async fn finish(
     let multi_factor = idp_asserted_mfa(&amr, acr.as_deref(), &p.mfa_acr_values);
     let groups = groups(&payload, &p.groups_claim);
 
-    let user = match state.store().find_user_by_email(&email).await? {
-        Some(c) if c.user.tenant_id != p.tenant_id => {
-            return Err(with_email(failure(
-                "account_in_other_company",
-                "this email belongs to an account of another company",
-            ))
-            .await);
+    let subject = claims.subject().as_str().to_owned();
+    if pending.link {
+        let owner = link_owner(state, headers, &ceremony).await?;
+        return link(state, meta, &provider, owner, &subject, &email).await;
+    }
+    let linked = state.store().find_identity(&p.id, &subject).await?;
+    let email_in_use = match &linked {
+        Some(_) => EmailInUse::No,
+        None => email_in_use(state, p, &email).await?,
+    };
+    let target = sign_in_target(
+        p,
+        linked.as_ref().map(|l| &l.user_id),
+        email_in_use,
+        &groups,
+    );
+    let (user, provisioned) = match target {
+        SignInTarget::Linked(id) => {
+            let found = state.store().find_user(&p.tenant_id, &id).await?;
+            match found {
+                Some(u) if u.disabled => {
+                    return Err(with_email(failure("disabled", "this account is disabled")).await);
+                }
+                Some(u) => (u, false),
+                None => return Err(with_email(refusal(SignInRefusal::NoAccount)).await),
+            }
         }
-        Some(c) if c.user.disabled => {
-            return Err(with_email(failure("disabled", "this account is disabled")).await);
-        }
-        Some(c) => (c.user, false),
-        None if !p.jit_provisioning => {
-            return Err(with_email(failure(
-                "no_account",
-                "there is no Ward account for this email; ask your administrator",
-            ))
-            .await);
-        }
-        None => {
-            let Some(role) = p.role_for(&groups) else {
-                return Err(with_email(failure(
-                    "no_role",
-                    "none of your groups is allowed into Ward; ask your administrator",
-                ))
-                .await);
-            };
+        SignInTarget::Refuse(r) => return Err(with_email(refusal(r)).await),
+        SignInTarget::Provision(role) => {
             let name = claims
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_owned())
                 .unwrap_or_else(|| email.as_str().to_owned());
-            (
-                provision(state, meta, p, &email, &name, role, &groups).await?,
-                true,
-            )
+            let user = provision(state, meta, p, &email, &name, role, &groups, &subject).await?;
+            (user, true)
         }
     };
-    let (user, provisioned) = user;
-    let session = crate::passkeys::new_session(state, meta, &user, AuthMethod::Oidc, multi_factor)?;
+    let mut session =
+        crate::passkeys::new_session(state, meta, &user, AuthMethod::Oidc, multi_factor)?;
+    session.sso_provider_id = Some(p.id.clone());
     let actor = Actor {
         kind: ward_core::audit::ActorKind::User,
         id: Some(user.id.to_string()),
@@ -515,7 +529,137 @@ pub(crate) async fn finish(
     }));
     state.store().create_session(&session, None, &e).await?;
     crate::metrics::record_login("success");
-    Ok((user, session))
+    Ok(Finished::SignedIn(Box::new((user, session))))
+}
+
+/// What a callback ended in.
+pub(crate) enum Finished {
+    /// A sign-in: the user and their new session.
+    SignedIn(Box<(User, Session)>),
+    /// The signed-in owner linked this provider to their account.
+    Linked { provider: String },
+}
+
+fn refusal(r: SignInRefusal) -> SsoFailure {
+    match r {
+        SignInRefusal::NotLinked => failure(
+            r.reason(),
+            "an account with this email exists but is not linked to this identity provider: sign in with your password or passkey and link it from your account page",
+        ),
+        SignInRefusal::Unavailable => failure(
+            r.reason(),
+            "this email address cannot sign in through this provider; ask your administrator",
+        ),
+        SignInRefusal::NoAccount => failure(
+            r.reason(),
+            "there is no Ward account for this email; ask your administrator",
+        ),
+        SignInRefusal::NoRole => failure(
+            r.reason(),
+            "none of your groups is allowed into Ward; ask your administrator",
+        ),
+    }
+}
+
+/// Whether the email already belongs to an account (or its domain to another
+/// company). The answer only steers the refusal; it never picks an account.
+async fn email_in_use(
+    state: &AppState,
+    p: &SsoProvider,
+    email: &Email,
+) -> Result<EmailInUse, ApiError> {
+    if let Some(owner) = state.store().domain_owner(email.domain()).await?
+        && owner != p.tenant_id
+    {
+        return Ok(EmailInUse::Elsewhere);
+    }
+    Ok(match state.store().find_user_by_email(email).await? {
+        Some(c) if c.user.tenant_id == p.tenant_id => EmailInUse::InThisCompany,
+        Some(_) => EmailInUse::Elsewhere,
+        None => EmailInUse::No,
+    })
+}
+
+/// The account a link ceremony is for: the browser must still hold the very
+/// session that started it (signed in by password or passkey).
+async fn link_owner(
+    state: &AppState,
+    headers: &HeaderMap,
+    ceremony: &Ceremony,
+) -> Result<User, ApiError> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "link_refused",
+            "linking must finish in the session that started it; sign in and start again",
+        )
+    };
+    let (Some(session_id), Some(user_id)) = (&ceremony.session_id, &ceremony.user_id) else {
+        return Err(refused());
+    };
+    let current = crate::extract::cookie_value(headers, state.cookie_name())
+        .and_then(|c| state.keys.sessions.open(&c).ok())
+        .and_then(|s| ward_core::SessionId::parse(&s.session_id));
+    if current.as_ref() != Some(session_id) {
+        return Err(refused());
+    }
+    let found = state
+        .store()
+        .session_with_user(session_id)
+        .await?
+        .ok_or_else(refused)?;
+    let active = state.settings.session.state(&found.session, state.now())
+        == ward_core::session::SessionState::Active;
+    if !active || found.user.disabled || &found.user.id != user_id {
+        return Err(refused());
+    }
+    Ok(found.user)
+}
+
+/// Binds (provider, subject) to the signed-in owner's account, audited; every
+/// Admin sees it on the Security page.
+async fn link(
+    state: &AppState,
+    meta: &RequestMeta,
+    provider: &StoredSsoProvider,
+    owner: User,
+    subject: &str,
+    email: &Email,
+) -> Result<Finished, ApiError> {
+    let p = &provider.provider;
+    if owner.tenant_id != p.tenant_id {
+        return Err(ApiError::not_found());
+    }
+    let identity = ward_store::ExternalIdentity {
+        provider_id: p.id.clone(),
+        subject: subject.to_owned(),
+        tenant_id: p.tenant_id.clone(),
+        user_id: owner.id.clone(),
+        linked_by: "owner",
+        created_at: state.now(),
+    };
+    let actor = Actor {
+        kind: ward_core::audit::ActorKind::User,
+        id: Some(owner.id.to_string()),
+        label: owner.email.as_str().to_owned(),
+    };
+    let e = event(state, meta, Some(&p.tenant_id), actor, actions::SSO_IDENTITY_LINKED)?
+        .target("user", owner.id.to_string())
+        .details(json!({ "provider": p.name, "provider_id": p.id.to_string(),
+            "subject": subject, "idp_email": email.as_str(), "linked_by": "owner" }));
+    match state.store().link_identity(&identity, &e).await {
+        Ok(()) => Ok(Finished::Linked {
+            provider: p.name.clone(),
+        }),
+        Err(ward_store::StoreError::Conflict(ward_store::Conflict::IdentityLinked)) => {
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "identity_linked",
+                "this identity-provider account is already linked to a Ward account, or yours is already linked to this provider",
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn take_ceremony(state: &AppState, headers: &HeaderMap) -> Result<Ceremony, ApiError> {
@@ -561,7 +705,9 @@ fn groups(payload: &serde_json::Value, claim: &str) -> Vec<String> {
     }
 }
 
-/// Just-in-time provisioning: a new user with no password, role from groups.
+/// Just-in-time provisioning: a new user with no password, role from groups,
+/// bound to (provider, subject) in the same transaction.
+#[allow(clippy::too_many_arguments)]
 async fn provision(
     state: &AppState,
     meta: &RequestMeta,
@@ -570,6 +716,7 @@ async fn provision(
     name: &str,
     role: ward_core::Role,
     groups: &[String],
+    subject: &str,
 ) -> Result<User, ApiError> {
     let now = state.now();
     let user = User {
@@ -583,7 +730,7 @@ async fn provision(
         created_at: now,
         updated_at: now,
     };
-    let e = event(state, meta, Some(&p.tenant_id), Actor::system("sso"), actions::USER_CREATED)?
+    let created = event(state, meta, Some(&p.tenant_id), Actor::system("sso"), actions::USER_CREATED)?
         .target("user", user.id.to_string())
         .details(json!({
             "email": email.as_str(),
@@ -592,7 +739,22 @@ async fn provision(
             "provider": p.name,
             "groups_matched": p.role_mappings.iter().filter(|m| groups.contains(&m.group)).map(|m| m.group.clone()).collect::<Vec<_>>(),
         }));
-    state.store().create_user(&user, None, &e).await?;
+    let linked = event(state, meta, Some(&p.tenant_id), Actor::system("sso"), actions::SSO_IDENTITY_LINKED)?
+        .target("user", user.id.to_string())
+        .details(json!({ "provider": p.name, "provider_id": p.id.to_string(),
+            "subject": subject, "linked_by": "provisioning" }));
+    let identity = ward_store::ExternalIdentity {
+        provider_id: p.id.clone(),
+        subject: subject.to_owned(),
+        tenant_id: p.tenant_id.clone(),
+        user_id: user.id.clone(),
+        linked_by: "provisioning",
+        created_at: now,
+    };
+    state
+        .store()
+        .provision_sso_user(&user, &identity, &created, &linked)
+        .await?;
     Ok(user)
 }
 

@@ -168,6 +168,9 @@ pub struct MeView {
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
+    /// Revoke every API token too (default true: a password change is often a
+    /// response to a compromise). `false` keeps automation running.
+    pub revoke_tokens: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -235,8 +238,13 @@ pub struct CreateTokenRequest {
     pub name: String,
     /// `admin`, `user` or `viewer`; never above the creator's role. Defaults to it.
     pub scope: Option<String>,
-    /// 1 to 366; default 90.
+    /// 1 to 366; default 90. Not allowed with `sensitive` (those live one hour).
     pub expires_in_days: Option<i64>,
+    /// The capability for security-sensitive actions (MFA policy, SSO
+    /// providers, roles, keys, domains, review policy). Only from a session
+    /// re-authenticated within the window (with a second factor where the company
+    /// requires MFA); the token lives one hour.
+    pub sensitive: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -248,6 +256,8 @@ pub struct TokenView {
     pub expires_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// Carries the capability for security-sensitive actions.
+    pub sensitive: bool,
 }
 
 impl From<&ApiToken> for TokenView {
@@ -260,8 +270,30 @@ impl From<&ApiToken> for TokenView {
             expires_at: t.expires_at.to_rfc3339(),
             last_used_at: t.last_used_at.map(|t| t.to_rfc3339()),
             revoked_at: t.revoked_at.map(|t| t.to_rfc3339()),
+            sensitive: t.sensitive,
         }
     }
+}
+
+/// One of the caller's links to an identity provider.
+#[derive(Serialize, ToSchema)]
+pub struct SsoLinkView {
+    pub provider_id: String,
+    pub provider: String,
+    /// `provisioning`, `owner` or `operator`.
+    pub linked_by: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SsoLinkList {
+    pub links: Vec<SsoLinkView>,
+}
+
+/// Where to send the browser to finish a link.
+#[derive(Serialize, ToSchema)]
+pub struct SsoLinkStart {
+    pub authorization_url: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -544,6 +576,7 @@ mod tests {
         let change = ChangePasswordRequest {
             current_password: "old-secret".into(),
             new_password: "new-secret".into(),
+            revoke_tokens: None,
         };
         let create = CreateUserRequest {
             email: "c@d.example".into(),

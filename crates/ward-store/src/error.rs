@@ -11,6 +11,10 @@ pub enum Conflict {
     SinkNameTaken,
     ProviderNameTaken,
     RuleIdTaken,
+    /// The external identity, or this account's link to the provider, exists.
+    IdentityLinked,
+    /// Another company holds this email domain verified.
+    DomainTaken,
     AlreadyInitialized,
     Other,
 }
@@ -60,6 +64,10 @@ impl From<sqlx::Error> for StoreError {
             } else if text.contains("rules_tenant_sigma_id_key") || text.contains("rules.tenant_id")
             {
                 Conflict::RuleIdTaken
+            } else if text.contains("external_identities") {
+                Conflict::IdentityLinked
+            } else if text.contains("tenant_domains") {
+                Conflict::DomainTaken
             } else if text.contains("installation") {
                 Conflict::AlreadyInitialized
             } else {

@@ -68,6 +68,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0009_rule_reviews.sqlite.sql"),
         postgres: include_str!("migrations/0009_rule_reviews.postgres.sql"),
     },
+    Migration {
+        version: 10,
+        name: "identity_binding",
+        sqlite: include_str!("migrations/0010_identity_binding.sqlite.sql"),
+        postgres: include_str!("migrations/0010_identity_binding.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

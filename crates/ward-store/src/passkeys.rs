@@ -321,7 +321,7 @@ async fn reauthenticate(
     multi_factor: bool,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "UPDATE sessions SET authenticated_at = $1, \
+        "UPDATE sessions SET authenticated_at = $1, reauth_multi_factor = $2, \
          multi_factor = CASE WHEN $2 = 1 THEN 1 ELSE multi_factor END, \
          auth_method = CASE WHEN $2 = 1 AND auth_method = 'password' THEN 'password+passkey' \
          ELSE auth_method END \

@@ -7,7 +7,7 @@ use ward_core::session::Session;
 use ward_core::tenant::Tenant;
 use ward_core::token::ApiToken;
 use ward_core::user::User;
-use ward_core::{Email, Role, SessionId, TenantId, Timestamp, TokenId, UserId};
+use ward_core::{Email, Role, SessionId, SsoProviderId, TenantId, Timestamp, TokenId, UserId};
 
 use crate::StoreError;
 
@@ -18,8 +18,8 @@ pub(crate) const USER_COLUMNS_PREFIXED: &str = "u.id AS u_id, u.tenant_id AS u_t
      u.display_name AS u_display_name, u.role AS u_role, u.disabled AS u_disabled, \
      u.created_at AS u_created_at, u.updated_at AS u_updated_at";
 pub(crate) const SESSION_COLUMNS: &str = "s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, \
-     s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_method, s.multi_factor, s.authenticated_at";
-pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
+     s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_method, s.multi_factor, s.authenticated_at, s.reauth_multi_factor, s.sso_provider_id";
+pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at, t.sensitive, t.sso_provider_id";
 
 fn role(text: &str) -> Result<Role, StoreError> {
     Role::parse(text).map_err(|_| StoreError::Corrupt(format!("role {text:?}")))
@@ -82,6 +82,8 @@ pub(crate) fn session(r: &AnyRow) -> Result<Session, StoreError> {
         auth_method: r.try_get("auth_method")?,
         multi_factor: r.try_get::<i64, _>("multi_factor")? != 0,
         authenticated_at: Timestamp::from_millis(r.try_get("authenticated_at")?),
+        reauth_multi_factor: r.try_get::<i64, _>("reauth_multi_factor")? != 0,
+        sso_provider_id: provider_id(r)?,
     })
 }
 
@@ -97,5 +99,12 @@ pub(crate) fn token(r: &AnyRow) -> Result<ApiToken, StoreError> {
         expires_at: ts(r, "expires_at")?,
         last_used_at: opt_ts(r, "last_used_at")?,
         revoked_at: opt_ts(r, "revoked_at")?,
+        sensitive: r.try_get::<i64, _>("sensitive")? != 0,
+        sso_provider_id: provider_id(r)?,
     })
+}
+
+fn provider_id(r: &AnyRow) -> Result<Option<SsoProviderId>, StoreError> {
+    Ok(r.try_get::<Option<String>, _>("sso_provider_id")?
+        .map(SsoProviderId::from_stored))
 }

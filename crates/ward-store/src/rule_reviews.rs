@@ -165,15 +165,19 @@ where
 impl Store {
     /// The company's review policy (how many approvals a rule needs).
     pub async fn review_policy(&self, tenant: &TenantId) -> Result<ReviewPolicy, StoreError> {
-        let r = sqlx::query("SELECT rule_min_approvers FROM tenants WHERE id = $1")
+        let r = sqlx::query(
+            "SELECT rule_min_approvers, rule_approvers_predate FROM tenants WHERE id = $1",
+        )
             .bind(tenant.as_str().to_owned())
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound)?;
         let n: i64 = r.try_get("rule_min_approvers")?;
+        let predate: i64 = r.try_get("rule_approvers_predate")?;
         u32::try_from(n)
             .ok()
             .and_then(|n| ReviewPolicy::new(n).ok())
+            .map(|p| p.with_approvers_predating(predate != 0))
             .ok_or_else(|| StoreError::Corrupt("rule_min_approvers".to_owned()))
     }
 
@@ -184,9 +188,12 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE tenants SET rule_min_approvers = $1 WHERE id = $2")
+        sqlx::query(
+            "UPDATE tenants SET rule_min_approvers = $1, rule_approvers_predate = $3 WHERE id = $2",
+        )
             .bind(i64::from(policy.min_approvers()))
             .bind(tenant.as_str().to_owned())
+            .bind(i64::from(policy.approvers_predate_change()))
             .execute(&mut *tx)
             .await?;
         insert_audit(&mut tx, audit).await?;

@@ -162,8 +162,9 @@ pub(crate) async fn insert_session(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_seen_at, expires_at, \
-             revoked_at, ip, user_agent, auth_method, multi_factor, authenticated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9, $10, $11)",
+             revoked_at, ip, user_agent, auth_method, multi_factor, authenticated_at, \
+             reauth_multi_factor, sso_provider_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(s.id.as_str().to_owned())
     .bind(s.tenant_id.as_str().to_owned())
@@ -176,6 +177,8 @@ pub(crate) async fn insert_session(
     .bind(s.auth_method.clone())
     .bind(i64::from(s.multi_factor))
     .bind(s.authenticated_at.millis())
+    .bind(i64::from(s.reauth_multi_factor))
+    .bind(s.sso_provider_id.as_ref().map(|p| p.as_str().to_owned()))
     .execute(&mut **tx)
     .await?;
     Ok(())

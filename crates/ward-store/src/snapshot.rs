@@ -41,6 +41,18 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("created_at", Int),
             ("mfa_policy", Text),
             ("rule_min_approvers", Int),
+            ("rule_approvers_predate", Int),
+        ],
+    ),
+    (
+        "tenant_domains",
+        &[
+            ("tenant_id", Text),
+            ("domain", Text),
+            ("token", Text),
+            ("verified_at", Int),
+            ("verified_by", Text),
+            ("created_at", Int),
         ],
     ),
     (
@@ -56,6 +68,7 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("created_at", Int),
             ("updated_at", Int),
             ("password_changed_at", Int),
+            ("created_by", Text),
         ],
     ),
     (
@@ -73,6 +86,8 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("auth_method", Text),
             ("multi_factor", Int),
             ("authenticated_at", Int),
+            ("sso_provider_id", Text),
+            ("reauth_multi_factor", Int),
         ],
     ),
     (
@@ -88,6 +103,8 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("expires_at", Int),
             ("last_used_at", Int),
             ("revoked_at", Int),
+            ("sso_provider_id", Text),
+            ("sensitive", Int),
         ],
     ),
     (
@@ -208,6 +225,19 @@ const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("enabled", Int),
             ("created_at", Int),
             ("updated_at", Int),
+            ("created_by", Text),
+            ("updated_by", Text),
+        ],
+    ),
+    (
+        "external_identities",
+        &[
+            ("provider_id", Text),
+            ("subject", Text),
+            ("tenant_id", Text),
+            ("user_id", Text),
+            ("linked_by", Text),
+            ("created_at", Int),
         ],
     ),
     (

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use ward_core::sso::{RoleMapping, SsoProvider};
-use ward_core::{AuditEvent, Role, SsoProviderId, TenantId, Timestamp};
+use ward_core::{AuditEvent, Role, SsoProviderId, TenantId, Timestamp, UserId};
 
 use crate::audit::insert_audit;
 use crate::{Store, StoreError};
@@ -47,7 +47,7 @@ struct Config {
 }
 
 const COLUMNS: &str = "id, tenant_id, name, issuer, client_id, client_secret, secret_master_version, \
-     config, enabled, created_at, updated_at";
+     config, enabled, created_at, updated_at, created_by, updated_by";
 
 fn config_of(p: &SsoProvider) -> Result<String, StoreError> {
     serde_json::to_string(&Config {
@@ -94,6 +94,12 @@ fn row(r: &AnyRow) -> Result<StoredSsoProvider, StoreError> {
             enabled: r.try_get::<i64, _>("enabled")? != 0,
             created_at: Timestamp::from_millis(r.try_get("created_at")?),
             updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+            created_by: r
+                .try_get::<Option<String>, _>("created_by")?
+                .map(UserId::from_stored),
+            updated_by: r
+                .try_get::<Option<String>, _>("updated_by")?
+                .map(UserId::from_stored),
         },
         secret,
     })
@@ -109,8 +115,8 @@ impl Store {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO sso_providers (id, tenant_id, name, issuer, client_id, client_secret, \
-             secret_master_version, config, enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             secret_master_version, config, enabled, created_at, updated_at, created_by, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(p.id.as_str().to_owned())
         .bind(p.tenant_id.as_str().to_owned())
@@ -123,6 +129,8 @@ impl Store {
         .bind(i64::from(p.enabled))
         .bind(p.created_at.millis())
         .bind(p.updated_at.millis())
+        .bind(p.created_by.as_ref().map(|u| u.as_str().to_owned()))
+        .bind(p.updated_by.as_ref().map(|u| u.as_str().to_owned()))
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;
@@ -141,10 +149,10 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut sql =
             "UPDATE sso_providers SET name = $1, issuer = $2, client_id = $3, config = $4, \
-                       enabled = $5, updated_at = $6"
+                       enabled = $5, updated_at = $6, updated_by = $9"
                 .to_owned();
         if secret.is_some() {
-            sql.push_str(", client_secret = $9, secret_master_version = $10");
+            sql.push_str(", client_secret = $10, secret_master_version = $11");
         }
         sql.push_str(" WHERE id = $7 AND tenant_id = $8");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -155,7 +163,8 @@ impl Store {
             .bind(i64::from(p.enabled))
             .bind(p.updated_at.millis())
             .bind(p.id.as_str().to_owned())
-            .bind(p.tenant_id.as_str().to_owned());
+            .bind(p.tenant_id.as_str().to_owned())
+            .bind(p.updated_by.as_ref().map(|u| u.as_str().to_owned()));
         if let Some(s) = secret {
             q = q
                 .bind(s.map(|s| s.bytes.clone()))
@@ -174,9 +183,24 @@ impl Store {
         &self,
         tenant: &TenantId,
         id: &SsoProviderId,
+        now: Timestamp,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
+        // Its links go with it (a provider re-added later starts with none), and
+        // so do the sessions it opened: nobody vouches for them any more.
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE sso_provider_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now.millis())
+        .bind(id.as_str().to_owned())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM external_identities WHERE provider_id = $1 AND tenant_id = $2")
+            .bind(id.as_str().to_owned())
+            .bind(tenant.as_str().to_owned())
+            .execute(&mut *tx)
+            .await?;
         let n = sqlx::query("DELETE FROM sso_providers WHERE id = $1 AND tenant_id = $2")
             .bind(id.as_str().to_owned())
             .bind(tenant.as_str().to_owned())

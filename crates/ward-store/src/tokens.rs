@@ -19,7 +19,8 @@ impl Store {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, user_id, name, scope, digest, created_at, expires_at, \
-             last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
+             last_used_at, revoked_at, sensitive, sso_provider_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10)",
         )
         .bind(t.id.as_str().to_owned())
         .bind(t.tenant_id.as_str().to_owned())
@@ -29,6 +30,8 @@ impl Store {
         .bind(digest.to_owned())
         .bind(t.created_at.millis())
         .bind(t.expires_at.millis())
+        .bind(i64::from(t.sensitive))
+        .bind(t.sso_provider_id.as_ref().map(|p| p.as_str().to_owned()))
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;

@@ -16,25 +16,45 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, email, display_name, role, password_hash, disabled, \
-             created_at, updated_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(u.id.as_str().to_owned())
-        .bind(u.tenant_id.as_str().to_owned())
-        .bind(u.email.as_str().to_owned())
-        .bind(u.display_name.clone())
-        .bind(u.role.as_str())
-        .bind(password_hash.map(str::to_owned))
-        .bind(i64::from(u.disabled))
-        .bind(u.created_at.millis())
-        .bind(u.updated_at.millis())
-        .bind(password_hash.map(|_| u.created_at.millis()))
-        .execute(&mut *tx)
-        .await?;
+        insert_user(&mut tx, u, password_hash, None).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Creates a user on behalf of `created_by` (an Admin), remembered so that
+    /// separation of duties can refuse approvals by accounts an author made.
+    pub async fn create_user_by(
+        &self,
+        u: &User,
+        password_hash: Option<&str>,
+        created_by: &UserId,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_user(&mut tx, u, password_hash, Some(created_by)).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Who created an account (an Admin's id; `None` for the operator, SSO
+    /// provisioning, or accounts older than this record).
+    pub async fn user_creator(
+        &self,
+        tenant: &TenantId,
+        id: &UserId,
+    ) -> Result<Option<UserId>, StoreError> {
+        let row = sqlx::query("SELECT created_by FROM users WHERE id = $1 AND tenant_id = $2")
+            .bind(id.as_str().to_owned())
+            .bind(tenant.as_str().to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("created_by"))
+            .transpose()?
+            .flatten()
+            .map(UserId::from_stored))
     }
 
     /// A user of `tenant` by id. Another tenant's user is `None`, exactly like a
@@ -149,6 +169,9 @@ impl Store {
         let mut revoked = 0;
         if after.disabled && !before.disabled {
             revoked = revoke_all_sessions(&mut tx, id, now).await?;
+            // Tokens are revoked for good: re-enabling the user does not bring
+            // back a credential that may have leaked while they were out.
+            revoke_all_tokens(&mut tx, id, now).await?;
         }
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
@@ -168,6 +191,22 @@ impl Store {
         now: Timestamp,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
+        self.set_password_revoking(id, password_hash, now, true, audit)
+            .await
+            .map(|r| r.is_some())
+    }
+
+    /// Sets a new password hash and revokes every session of the user, and, when
+    /// `revoke_tokens`, every API token, in one transaction. `None` if the user
+    /// does not exist; otherwise how many tokens were revoked.
+    pub async fn set_password_revoking(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        now: Timestamp,
+        revoke_tokens: bool,
+        audit: &AuditEvent,
+    ) -> Result<Option<u64>, StoreError> {
         let mut tx = self.begin().await?;
         let changed = sqlx::query(
             "UPDATE users SET password_hash = $1, password_changed_at = $2, updated_at = $2 WHERE id = $3",
@@ -179,12 +218,17 @@ impl Store {
         .await?
         .rows_affected();
         if changed == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         revoke_all_sessions(&mut tx, id, now).await?;
+        let tokens = if revoke_tokens {
+            revoke_all_tokens(&mut tx, id, now).await?
+        } else {
+            0
+        };
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(tokens))
     }
 }
 
@@ -199,6 +243,24 @@ pub enum UpdateOutcome {
     NotFound,
     /// The change would leave the company without an enabled Admin; nothing changed.
     LastAdmin,
+}
+
+/// Revokes every unrevoked API token of `user`; how many.
+pub(crate) async fn revoke_all_tokens(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user: &UserId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now.millis())
+        .bind(user.as_str().to_owned())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected(),
+    )
 }
 
 pub(crate) async fn revoke_all_sessions(
@@ -216,4 +278,31 @@ pub(crate) async fn revoke_all_sessions(
         .await?
         .rows_affected(),
     )
+}
+
+pub(crate) async fn insert_user(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    u: &User,
+    password_hash: Option<&str>,
+    created_by: Option<&UserId>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, display_name, role, password_hash, disabled, \
+         created_at, updated_at, password_changed_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+        .bind(u.id.as_str().to_owned())
+        .bind(u.tenant_id.as_str().to_owned())
+        .bind(u.email.as_str().to_owned())
+        .bind(u.display_name.clone())
+        .bind(u.role.as_str())
+        .bind(password_hash.map(str::to_owned))
+        .bind(i64::from(u.disabled))
+        .bind(u.created_at.millis())
+        .bind(u.updated_at.millis())
+        .bind(password_hash.map(|_| u.created_at.millis()))
+        .bind(created_by.map(|c| c.as_str().to_owned()))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

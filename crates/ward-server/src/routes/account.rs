@@ -39,7 +39,8 @@ pub(crate) async fn me(principal: Principal) -> Result<Json<MeView>, ApiError> {
 }
 
 /// Change one's own password. Every session of the user, this one included, is
-/// revoked: sign in again with the new password.
+/// revoked: sign in again with the new password. API tokens are revoked too
+/// unless `revoke_tokens` is false.
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "account", request_body = ChangePasswordRequest,
     responses((status = 204, description = "Changed; all sessions revoked"),
         (status = 403, body = crate::Problem, description = "`wrong_password` or `session_required`"),
@@ -54,6 +55,7 @@ pub(crate) async fn change_password(
     principal.require(Permission::ReadOwnAccount)?;
     let current = Zeroizing::new(req.current_password);
     let new = Zeroizing::new(req.new_password);
+    let revoke_tokens = req.revoke_tokens.unwrap_or(true);
     if principal.session_id().is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -94,10 +96,16 @@ pub(crate) async fn change_password(
         actions::USER_PASSWORD_RESET,
     )?
     .target("user", principal.user_id.to_string())
-    .details(json!({ "by": "self", "sessions_revoked": true }));
+    .details(json!({ "by": "self", "sessions_revoked": true, "tokens_revoked": revoke_tokens }));
     state
         .store()
-        .set_password(&principal.user_id, hash.as_str(), state.now(), &e)
+        .set_password_revoking(
+            &principal.user_id,
+            hash.as_str(),
+            state.now(),
+            revoke_tokens,
+            &e,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

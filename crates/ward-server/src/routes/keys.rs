@@ -112,7 +112,9 @@ pub(crate) async fn rotate(
     principal: Principal,
 ) -> Result<Json<RotatedKey>, ApiError> {
     principal.require(Permission::ManageKeys)?;
-    principal.require_recent_authentication(&state)?;
+    principal
+        .require_sensitive(&state, &meta, "key.rotate")
+        .await?;
     let tenant = principal.tenant_id.clone();
     let make =
         |action: &'static str| event(&state, &meta, Some(&tenant), principal.actor(), action).ok();
@@ -136,7 +138,9 @@ pub(crate) async fn set_policy(
     ApiJson(req): ApiJson<KeyPolicyRequest>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageKeys)?;
-    principal.require_recent_authentication(&state)?;
+    principal
+        .require_sensitive(&state, &meta, "key.policy")
+        .await?;
     if !(1..=3650).contains(&req.rotation_interval_days) {
         return Err(
             InvalidField::new("rotation_interval_days", "must be between 1 and 3650").into(),

@@ -38,6 +38,8 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(passkeys::get_mfa_policy, passkeys::set_mfa_policy))
         .routes(routes!(sso::list_providers, sso::create_provider))
         .routes(routes!(sso::update_provider, sso::delete_provider))
+        .routes(routes!(sso::list_links))
+        .routes(routes!(sso::start_link, sso::unlink))
         .routes(routes!(rules::list_rules, rules::create_rule))
         .routes(routes!(rule_bundle::import_rules))
         .routes(routes!(rule_bundle::export_rules))

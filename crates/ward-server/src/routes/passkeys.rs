@@ -303,7 +303,9 @@ pub(crate) async fn set_mfa_policy(
     ApiJson(req): ApiJson<MfaPolicyView>,
 ) -> Result<Json<MfaPolicyView>, ApiError> {
     principal.require(Permission::ManageSettings)?;
-    principal.require_recent_authentication(&state)?;
+    principal
+        .require_sensitive(&state, &meta, "company.mfa_policy")
+        .await?;
     let policy = MfaPolicy::parse(&req.policy)?;
     // An Admin whose own session would not meet the new policy would shut
     // themselves out of the settings they just changed: verify first.

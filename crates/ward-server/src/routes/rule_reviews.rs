@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use ward_core::audit::actions;
 use ward_core::rule::{Rule, RuleStatus, RuleVersion};
 use ward_core::rule_review::{
-    Approval, Draft, InReview, RejectRefused, ReviewPolicy, ReviewRefused, TestEvidence,
+    Approval, Draft, InReview, RejectRefused, ReviewPolicy, ReviewRefused, ReviewerControl,
+    TestEvidence,
 };
 use ward_core::{Permission, RuleId, UserId};
 use ward_rules::{Limits, TestExpectation, validate};
@@ -120,12 +121,16 @@ pub struct ReviewQueue {
 pub struct ReviewPolicyBody {
     /// Distinct approvals a rule needs (1 to 5).
     pub min_approvers: u32,
+    /// Approvers' accounts must have existed before the change was submitted
+    /// (default false).
+    #[serde(default)]
+    pub approvers_predate_change: bool,
 }
 
 /// The problem a refused workflow step answers with.
 pub(crate) fn refused(r: &ReviewRefused) -> ApiError {
     let status = match r {
-        ReviewRefused::Access(_) => StatusCode::FORBIDDEN,
+        ReviewRefused::Access(_) | ReviewRefused::ControlledByAuthor(_) => StatusCode::FORBIDDEN,
         _ => StatusCode::CONFLICT,
     };
     ApiError::new(status, r.code(), r.to_string())
@@ -145,7 +150,31 @@ fn in_review(r: &StoredReview) -> InReview {
         r.authors.clone(),
         r.required,
         r.approvals.iter().map(|a| a.approver_id.clone()).collect(),
+        r.submitted_at,
     )
+}
+
+/// Who stands behind the approver: the controllers of the identity provider
+/// their session (or their token's minting session) came through, and who
+/// made their account when.
+async fn reviewer_control(state: &AppState, p: &Principal) -> Result<ReviewerControl, ApiError> {
+    let provider_controllers = match p.sso_provider_id() {
+        Some(id) => match state.store().find_sso_provider(id).await? {
+            Some(stored) => stored.provider.controllers().cloned().collect(),
+            // A removed provider's sessions were revoked with it.
+            None => vec![],
+        },
+        None => vec![],
+    };
+    Ok(ReviewerControl {
+        provider_controllers,
+        account_created_by: state
+            .store()
+            .user_creator(&p.tenant_id, &p.user_id)
+            .await?,
+        account_created_at: p.user.created_at,
+        policy: state.store().review_policy(&p.tenant_id).await?,
+    })
 }
 
 /// Who wrote the change under review: every author of a version after the last
@@ -235,6 +264,7 @@ pub(crate) async fn submit_rule(
             policy,
             change_authors(&rule, &versions),
             &evidence,
+            state.now(),
         )
         .map_err(|r| refused(&r))?;
     let now = state.now();
@@ -306,6 +336,7 @@ pub(crate) async fn approve_rule(
     )?
     .target("rule", rule_id.to_string());
     let now = state.now();
+    let control = reviewer_control(&state, &principal).await?;
     state
         .store()
         .decide_review(&principal.tenant_id, &rule_id, |rule, open| {
@@ -316,7 +347,7 @@ pub(crate) async fn approve_rule(
                 })
             })?;
             let outcome = in_review(open)
-                .approve(&principal.user_id, principal.role, req.version)
+                .approve(&principal.user_id, principal.role, req.version, &control)
                 .map_err(|r| refused(&r))?;
             let (completes, given) = match &outcome {
                 Approval::Pending(r) => (false, r.approvals().len()),
@@ -494,6 +525,7 @@ pub(crate) async fn get_review_policy(
     let p = state.store().review_policy(&principal.tenant_id).await?;
     Ok(Json(ReviewPolicyBody {
         min_approvers: u32::from(p.min_approvers()),
+        approvers_predate_change: p.approvers_predate_change(),
     }))
 }
 
@@ -509,7 +541,8 @@ pub(crate) async fn set_review_policy(
     ApiJson(req): ApiJson<ReviewPolicyBody>,
 ) -> Result<Json<ReviewPolicyBody>, ApiError> {
     principal.require(Permission::ManageSettings)?;
-    let policy = ReviewPolicy::new(req.min_approvers)?;
+    let policy =
+        ReviewPolicy::new(req.min_approvers)?.with_approvers_predating(req.approvers_predate_change);
     let e = event(
         &state,
         &meta,
@@ -518,7 +551,8 @@ pub(crate) async fn set_review_policy(
         actions::REVIEW_POLICY_CHANGED,
     )?
     .target("tenant", principal.tenant_id.to_string())
-    .details(json!({ "min_approvers": policy.min_approvers() }));
+    .details(json!({ "min_approvers": policy.min_approvers(),
+        "approvers_predate_change": policy.approvers_predate_change() }));
     state
         .store()
         .set_review_policy(&principal.tenant_id, policy, &e)

@@ -17,7 +17,8 @@ use super::event;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::sso::seal_client_secret;
 use crate::views::{
-    SsoProviderList, SsoProviderRequest, SsoProviderView, UpdateSsoProviderRequest,
+    SsoLinkList, SsoLinkStart, SsoLinkView, SsoProviderList, SsoProviderRequest, SsoProviderView,
+    UpdateSsoProviderRequest,
 };
 use crate::{ApiError, AppState};
 
@@ -39,6 +40,34 @@ fn default_role(text: Option<&str>) -> Result<Option<Role>, InvalidField> {
             .map(Some)
             .map_err(|_| InvalidField::new("default_role", "must be admin, user, viewer or none")),
     }
+}
+
+/// A provider may only name email domains its company has verified: otherwise
+/// one company could put itself on another's sign-in chooser and provision
+/// accounts in its name.
+async fn check_owned_domains(
+    state: &AppState,
+    tenant: &ward_core::TenantId,
+    domains: &[String],
+) -> Result<(), ApiError> {
+    let claims = state.store().domain_claims(tenant).await?;
+    for d in domains {
+        let verified = claims
+            .iter()
+            .any(|c| &c.domain == d && c.verified_at.is_some());
+        if !verified {
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "domain_not_verified",
+                format!(
+                    "{d} is not a verified domain of your company: verify it first (ward tenant domain add/verify, or the DNS TXT record)"
+                ),
+            );
+            e.field = Some("allowed_domains".to_owned());
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// The company's providers.
@@ -76,7 +105,9 @@ pub(crate) async fn create_provider(
     ApiJson(req): ApiJson<SsoProviderRequest>,
 ) -> Result<(StatusCode, Json<SsoProviderView>), ApiError> {
     principal.require(Permission::ManageSettings)?;
-    principal.require_recent_authentication(&state)?;
+    principal
+        .require_sensitive(&state, &meta, "sso.provider_create")
+        .await?;
     let now = state.now();
     let p = SsoProvider {
         id: SsoProviderId::from_random(state.random_id_bytes()?),
@@ -97,7 +128,10 @@ pub(crate) async fn create_provider(
         enabled: true,
         created_at: now,
         updated_at: now,
+        created_by: Some(principal.user_id.clone()),
+        updated_by: Some(principal.user_id.clone()),
     };
+    check_owned_domains(&state, &p.tenant_id, &p.allowed_domains).await?;
     let secret = match req.client_secret.as_deref() {
         Some(s) if !s.is_empty() => Some(seal_client_secret(&state, &p.id, s)?),
         _ => None,
@@ -143,7 +177,9 @@ pub(crate) async fn update_provider(
     ApiJson(req): ApiJson<UpdateSsoProviderRequest>,
 ) -> Result<Json<SsoProviderView>, ApiError> {
     principal.require(Permission::ManageSettings)?;
-    principal.require_recent_authentication(&state)?;
+    principal
+        .require_sensitive(&state, &meta, "sso.provider_update")
+        .await?;
     let id = SsoProviderId::parse(&id).ok_or_else(ApiError::not_found)?;
     let stored = state
         .store()
@@ -175,6 +211,7 @@ pub(crate) async fn update_provider(
     }
     if let Some(d) = &req.allowed_domains {
         p.allowed_domains = check_domains(d)?;
+        check_owned_domains(&state, &p.tenant_id, &p.allowed_domains).await?;
     }
     if let Some(j) = req.jit_provisioning {
         p.jit_provisioning = j;
@@ -186,6 +223,7 @@ pub(crate) async fn update_provider(
         p.enabled = e;
     }
     p.updated_at = state.now();
+    p.updated_by = Some(principal.user_id.clone());
     let secret = match req.client_secret.as_deref() {
         None => None,
         Some("") => Some(None),
@@ -235,7 +273,9 @@ pub(crate) async fn delete_provider(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageSettings)?;
-    principal.require_recent_authentication(&state)?;
+    principal
+        .require_sensitive(&state, &meta, "sso.provider_delete")
+        .await?;
     let id = SsoProviderId::parse(&id).ok_or_else(ApiError::not_found)?;
     let e = event(
         &state,
@@ -247,7 +287,134 @@ pub(crate) async fn delete_provider(
     .target("sso_provider", id.to_string());
     if state
         .store()
-        .delete_sso_provider(&principal.tenant_id, &id, &e)
+        .delete_sso_provider(&principal.tenant_id, &id, state.now(), &e)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// The caller's links to identity providers.
+#[utoipa::path(get, path = "/api/v1/me/sso-links", tag = "sso",
+    responses((status = 200, body = SsoLinkList)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn list_links(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<SsoLinkList>, ApiError> {
+    principal.require(Permission::ReadOwnAccount)?;
+    let links = state
+        .store()
+        .user_identities(&principal.tenant_id, &principal.user_id)
+        .await?;
+    let providers = state
+        .store()
+        .list_sso_providers(Some(&principal.tenant_id))
+        .await?;
+    let name = |id: &SsoProviderId| {
+        providers
+            .iter()
+            .find(|p| &p.provider.id == id)
+            .map(|p| p.provider.name.clone())
+            .unwrap_or_default()
+    };
+    Ok(Json(SsoLinkList {
+        links: links
+            .iter()
+            .map(|l| SsoLinkView {
+                provider_id: l.provider_id.to_string(),
+                provider: name(&l.provider_id),
+                linked_by: l.linked_by.to_owned(),
+                created_at: l.created_at.to_rfc3339(),
+            })
+            .collect(),
+    }))
+}
+
+/// Starts linking a provider to the caller's account: the caller must be signed
+/// in by password or passkey (not through a provider) and have re-authenticated
+/// recently. Answers the provider's authorization URL and sets the ceremony
+/// cookie; the provider's callback then binds (provider, subject) to this
+/// account, audited and visible to every Admin.
+#[utoipa::path(post, path = "/api/v1/me/sso-links/{provider_id}", tag = "sso",
+    params(("provider_id" = String, Path)),
+    responses((status = 200, body = SsoLinkStart), (status = 403, body = crate::Problem, description = "`session_required` or `reauthentication_required`"),
+        (status = 404, body = crate::Problem)),
+    security(("session_cookie" = [])))]
+pub(crate) async fn start_link(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(provider_id): Path<String>,
+) -> Result<(axum::http::HeaderMap, Json<SsoLinkStart>), ApiError> {
+    principal.require(Permission::ReadOwnAccount)?;
+    let (url, cookie) = begin_link(&state, &meta, &principal, &provider_id).await?;
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(axum::http::header::SET_COOKIE, cookie);
+    Ok((headers, Json(SsoLinkStart { authorization_url: url })))
+}
+
+/// The shared start of a link (API and page): checks who asks, then the flow.
+pub(crate) async fn begin_link(
+    state: &AppState,
+    meta: &RequestMeta,
+    principal: &Principal,
+    provider_id: &str,
+) -> Result<(String, axum::http::HeaderValue), ApiError> {
+    let Some(session) = principal.session_id() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session_required",
+            "link an identity provider from a signed-in session",
+        ));
+    };
+    if matches!(principal.strength, Some((ward_core::mfa::AuthMethod::Oidc, _))) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session_required",
+            "link an identity provider from a session signed in with your password or passkey",
+        ));
+    }
+    principal
+        .require_sensitive(state, meta, "sso.identity_link")
+        .await?;
+    let id = SsoProviderId::parse(provider_id).ok_or_else(ApiError::not_found)?;
+    let provider = state
+        .store()
+        .find_sso_provider(&id)
+        .await?
+        .filter(|p| p.provider.tenant_id == principal.tenant_id)
+        .ok_or_else(ApiError::not_found)?;
+    crate::sso::start(state, meta, &provider, Some((session, &principal.user_id))).await
+}
+
+/// Removes the caller's link to a provider.
+#[utoipa::path(delete, path = "/api/v1/me/sso-links/{provider_id}", tag = "sso",
+    params(("provider_id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::Problem)),
+    security(("session_cookie" = []), ("bearer" = [])))]
+pub(crate) async fn unlink(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(provider_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Permission::ReadOwnAccount)?;
+    let id = SsoProviderId::parse(&provider_id).ok_or_else(ApiError::not_found)?;
+    let e = event(
+        &state,
+        &meta,
+        Some(&principal.tenant_id),
+        principal.actor(),
+        actions::SSO_IDENTITY_UNLINKED,
+    )?
+    .target("user", principal.user_id.to_string())
+    .details(json!({ "provider_id": id.to_string() }));
+    if state
+        .store()
+        .unlink_identity(&principal.tenant_id, &principal.user_id, &id, &e)
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use serde_json::json;
 use ward_core::audit::actions;
 use ward_core::rbac::check_grant;
-use ward_core::token::{ApiToken, DEFAULT_TOKEN_LIFETIME_DAYS, MAX_TOKEN_LIFETIME_DAYS};
+use ward_core::token::{
+    ApiToken, DEFAULT_TOKEN_LIFETIME_DAYS, MAX_TOKEN_LIFETIME_DAYS, SENSITIVE_TOKEN_LIFETIME_SECS,
+};
 use ward_core::{InvalidField, Permission, Role, TokenId, checked_text};
 use ward_crypto::ApiTokenSecret;
 
@@ -67,10 +69,26 @@ pub(crate) async fn create_token(
             "a token's scope cannot exceed your role",
         )
     })?;
-    let days = req.expires_in_days.unwrap_or(DEFAULT_TOKEN_LIFETIME_DAYS);
-    if !(1..=MAX_TOKEN_LIFETIME_DAYS).contains(&days) {
-        return Err(InvalidField::new("expires_in_days", "must be between 1 and 366").into());
-    }
+    let sensitive = req.sensitive.unwrap_or(false);
+    let lifetime_secs = if sensitive {
+        if req.expires_in_days.is_some() {
+            return Err(InvalidField::new(
+                "expires_in_days",
+                "a sensitive token lives one hour; leave expires_in_days out",
+            )
+            .into());
+        }
+        principal
+            .require_sensitive(&state, &meta, "token.mint_sensitive")
+            .await?;
+        SENSITIVE_TOKEN_LIFETIME_SECS
+    } else {
+        let days = req.expires_in_days.unwrap_or(DEFAULT_TOKEN_LIFETIME_DAYS);
+        if !(1..=MAX_TOKEN_LIFETIME_DAYS).contains(&days) {
+            return Err(InvalidField::new("expires_in_days", "must be between 1 and 366").into());
+        }
+        days * 86_400
+    };
     let secret = ApiTokenSecret::generate(state.rng.as_ref()).map_err(|_| ApiError::internal())?;
     let digest = state.keys.api_tokens.digest(secret.expose());
     let now = state.now();
@@ -81,13 +99,15 @@ pub(crate) async fn create_token(
         name,
         scope,
         created_at: now,
-        expires_at: now.plus_seconds(days * 86_400),
+        expires_at: now.plus_seconds(lifetime_secs),
         last_used_at: None,
         revoked_at: None,
+        sensitive,
+        sso_provider_id: principal.sso_provider_id().cloned(),
     };
     let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::TOKEN_CREATED)?
         .target("api_token", token.id.to_string())
-        .details(json!({ "name": token.name, "scope": scope.as_str(), "expires_at": token.expires_at.to_rfc3339() }));
+        .details(json!({ "name": token.name, "scope": scope.as_str(), "expires_at": token.expires_at.to_rfc3339(), "sensitive": sensitive }));
     state.store().create_token(&token, &digest.0, &e).await?;
     Ok((
         StatusCode::CREATED,

@@ -135,7 +135,9 @@ pub(crate) async fn update_user(
 ) -> Result<Json<UserView>, ApiError> {
     principal.require(Permission::ManageUsers)?;
     if req.role.is_some() || req.disabled.is_some() {
-        principal.require_recent_authentication(&state)?;
+        principal
+        .require_sensitive(&state, &meta, "user.role_or_status")
+        .await?;
     }
     let id = parse_id(&id)?;
     let change = UserChange {
@@ -173,7 +175,9 @@ pub(crate) async fn delete_user(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Permission::ManageUsers)?;
-    principal.require_recent_authentication(&state)?;
+    principal
+        .require_sensitive(&state, &meta, "user.disable")
+        .await?;
     let id = parse_id(&id)?;
     let change = UserChange {
         disabled: Some(true),

@@ -37,6 +37,30 @@ pub(crate) async fn page(
     let passkeys: Vec<PasskeyView> = passkeys.iter().map(PasskeyView::from).collect();
     let sessions = sessions::list_sessions(State(state.clone()), principal.clone()).await;
     let tokens = tokens::list_tokens(State(state.clone()), principal.clone()).await;
+    let identities = state
+        .store()
+        .user_identities(&principal.tenant_id, &principal.user_id)
+        .await?;
+    let providers = state
+        .store()
+        .list_sso_providers(Some(&principal.tenant_id))
+        .await?;
+    let links: Vec<_> = identities
+        .iter()
+        .map(|i| {
+            let name = providers
+                .iter()
+                .find(|p| p.provider.id == i.provider_id)
+                .map(|p| p.provider.name.clone())
+                .unwrap_or_default();
+            (i, name)
+        })
+        .collect();
+    let unlinked: Vec<_> = providers
+        .iter()
+        .map(|p| &p.provider)
+        .filter(|p| p.enabled && !identities.iter().any(|i| i.provider_id == p.id))
+        .collect();
     let recent = principal
         .authenticated_at
         .is_some_and(|t| state.settings.reauth.is_recent(t, state.now()));
@@ -104,6 +128,22 @@ pub(crate) async fn page(
                 div { button type="submit" { "Register a passkey" } }
             }
         }
+        section.panel aria-labelledby="sso-links" {
+            h2 #sso-links { "Single sign-on" }
+            p.muted { "A provider signs you in only once you link it here, from a password or passkey session. Every Admin of your company sees each link." }
+            @if !links.is_empty() {
+                ul {
+                    @for l in &links {
+                        li { "Linked to " strong { (l.1) } " (" (l.0.linked_by) ", " (when(&l.0.created_at.to_rfc3339())) ")" }
+                    }
+                }
+            }
+            @for p in &unlinked {
+                form method="post" action=(format!("/account/sso-links/{}", p.id)) {
+                    button type="submit" { "Link " (p.name) " to my account" }
+                }
+            }
+        }
         section.panel aria-labelledby="password" {
             h2 #password { "Change password" }
             p.muted { "Changing your password signs out all your sessions, this one included." }
@@ -112,6 +152,10 @@ pub(crate) async fn page(
                 input #current_password type="password" name="current_password" autocomplete="current-password" required;
                 label for="new_password" { "New password" }
                 input #new_password type="password" name="new_password" autocomplete="new-password" required minlength="12";
+                label {
+                    input type="checkbox" name="revoke_tokens" value="true" checked;
+                    " Also revoke my API tokens (uncheck to keep automation running)"
+                }
                 p { button type="submit" { "Change password" } }
             }
         }
@@ -215,6 +259,8 @@ pub(crate) async fn page(
 pub(crate) struct PasswordForm {
     current_password: String,
     new_password: String,
+    /// A checkbox: present when ticked (it is by default).
+    revoke_tokens: Option<String>,
 }
 
 pub(crate) async fn change_password(
@@ -226,6 +272,7 @@ pub(crate) async fn change_password(
     let req = ChangePasswordRequest {
         current_password: f.current_password,
         new_password: f.new_password,
+        revoke_tokens: Some(f.revoke_tokens.is_some()),
     };
     let result = api_account::change_password(state, meta, principal, ApiJson(req)).await;
     let to = if result.is_ok() { "/login" } else { "/account" };
@@ -284,6 +331,7 @@ pub(crate) async fn create_token(
         name: f.name,
         scope: f.scope,
         expires_in_days: None,
+        sensitive: None,
     };
     let p = principal.clone();
     match tokens::create_token(state, meta, principal, ApiJson(req)).await {
@@ -320,4 +368,31 @@ pub(crate) async fn remove_passkey(
 ) -> Response {
     let result = api_passkeys::remove_passkey(state, meta, principal, id).await;
     after_post("/account", result, "Passkey removed.")
+}
+
+/// Confirms a link: the ceremony starts here (a POST, so it cannot be forged
+/// from another site), and the page shows where the browser goes next — a link,
+/// because the page's CSP keeps form submissions on this site.
+pub(crate) async fn start_sso_link(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Response {
+    match crate::routes::sso::begin_link(&state, &meta, &principal, &id).await {
+        Ok((url, cookie)) => {
+            let body = html! {
+                section.panel {
+                    p { "Sign in at your identity provider to link it to " strong { (principal.email) } ". Every Admin of your company will see this link." }
+                    p { a.button href=(url) { "Continue to the identity provider" } }
+                    p { a href="/account" { "Cancel" } }
+                }
+            };
+            let mut r = layout::page("Link single sign-on", &principal, Section::Account, None, body)
+                .into_response();
+            r.headers_mut().append(header::SET_COOKIE, cookie);
+            r
+        }
+        Err(e) => after_post("/account", Err::<(), _>(e), ""),
+    }
 }

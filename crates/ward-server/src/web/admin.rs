@@ -131,6 +131,34 @@ pub(crate) async fn update_user(
     after_post("/admin/users", result, "User updated.")
 }
 
+/// The company's recent identity events the Security page shows every Admin.
+async fn identity_notices(
+    state: &AppState,
+    tenant: &ward_core::TenantId,
+) -> Result<Vec<ward_core::audit::StoredAuditEvent>, ApiError> {
+    use ward_core::audit::actions as a;
+    let mut all = Vec::new();
+    for action in [
+        a::SSO_PROVIDER_CREATED,
+        a::SSO_PROVIDER_UPDATED,
+        a::SSO_PROVIDER_DELETED,
+        a::SSO_IDENTITY_LINKED,
+        a::SSO_IDENTITY_UNLINKED,
+        a::DOMAIN_VERIFIED,
+    ] {
+        let filter = ward_store::AuditFilter {
+            tenant_id: Some(tenant.clone()),
+            action: Some(action.to_owned()),
+            limit: 20,
+            ..Default::default()
+        };
+        all.extend(state.store().list_audit(&filter).await?);
+    }
+    all.sort_by(|x, y| y.seq.cmp(&x.seq));
+    all.truncate(20);
+    Ok(all)
+}
+
 pub(crate) async fn security(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -145,7 +173,29 @@ pub(crate) async fn security(
         MfaPolicy::RequirePasskey => "Require a passkey",
     };
     let providers = api_sso::list_providers(State(state.clone()), principal.clone()).await;
+    let notices = identity_notices(&state, &principal.tenant_id).await?;
     let body = html! {
+        section.panel aria-labelledby="identity-notices" {
+            h2 #identity-notices { "Sign-in changes" }
+            p.muted { "Every change to an identity provider and every account an SSO sign-in linked or created, newest first. Whoever controls a provider can sign in as anyone linked to it." }
+            @if notices.is_empty() {
+                p.muted { "None yet." }
+            } @else {
+                table {
+                    thead { tr { th { "When" } th { "What" } th { "By" } th { "Provider" } } }
+                    tbody {
+                        @for n in &notices {
+                            tr {
+                                td { (n.occurred_at.to_rfc3339().get(..16).unwrap_or_default()) }
+                                td { (n.action) }
+                                td { (n.actor.label) }
+                                td { (n.details.get("provider").or_else(|| n.details.get("name")).and_then(|v| v.as_str()).unwrap_or("")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         section.panel aria-labelledby="mfa" {
             h2 #mfa { "Multi-factor sign-in" }
             p { "Current policy: " strong #mfa-current { (policy.as_str()) } }

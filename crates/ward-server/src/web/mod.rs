@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
             post(account::revoke_session),
         )
         .route("/account/tokens", post(account::create_token))
+        .route("/account/sso-links/{id}", post(account::start_sso_link))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .route(
             "/account/passkeys/{id}/remove",

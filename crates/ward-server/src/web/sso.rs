@@ -12,6 +12,7 @@ use ward_core::{Email, SsoProviderId};
 use super::{Flash, layout, redirect_with};
 use crate::extract::RequestMeta;
 use crate::routes::auth::session_cookie_for;
+use crate::sso::Finished;
 use crate::{ApiError, AppState};
 
 fn to_login(e: ApiError) -> Response {
@@ -77,7 +78,7 @@ async fn start_with(
     meta: &RequestMeta,
     p: &ward_store::StoredSsoProvider,
 ) -> Response {
-    match crate::sso::start(state, meta, p).await {
+    match crate::sso::start(state, meta, p, None).await {
         Ok((url, cookie)) => {
             let mut r = Redirect::to(&url).into_response();
             r.headers_mut().append(header::SET_COOKIE, cookie);
@@ -111,7 +112,7 @@ pub(crate) async fn callback(
     Query(cb): Query<crate::sso::Callback>,
 ) -> Response {
     match crate::sso::finish(&state, &meta, &headers, cb).await {
-        Ok((_, session)) => match session_cookie_for(&state, &session) {
+        Ok(Finished::SignedIn(done)) => match session_cookie_for(&state, &done.1) {
             Ok(cookie) => {
                 let mut r = Redirect::to("/account").into_response();
                 r.headers_mut().append(header::SET_COOKIE, cookie);
@@ -119,6 +120,22 @@ pub(crate) async fn callback(
             }
             Err(e) => e.into_response(),
         },
+        Ok(Finished::Linked { provider }) => redirect_with(
+            "/account",
+            Flash {
+                error: false,
+                text: format!(
+                    "Your account is now linked to {provider}: you can sign in through it. Every Admin of your company can see this link."
+                ),
+            },
+        ),
+        Err(e) if e.code == "link_refused" || e.code == "identity_linked" => redirect_with(
+            "/account",
+            Flash {
+                error: true,
+                text: e.detail,
+            },
+        ),
         Err(e) => to_login(e),
     }
 }
