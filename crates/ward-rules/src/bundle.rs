@@ -1,7 +1,9 @@
 //! Rule bundles: a zip of Sigma files with their tests beside them, the unit of
 //! bulk import and export. Reading is bounded (entry count, per-file and total
 //! uncompressed size, measured while inflating rather than trusted from the
-//! headers), so a zip bomb is refused instead of filling memory.
+//! headers), so a zip bomb is refused instead of filling memory; an archive that
+//! names a file twice or whose two headers of an entry disagree is refused too
+//! (`zip_headers.rs`), since unzip tools would not agree on its content.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Write};
@@ -43,6 +45,10 @@ pub enum BundleError {
     UnsafePath(String),
     #[error("{path}: {reason}")]
     Entry { path: String, reason: String },
+    #[error("{0}: the archive holds two entries of this name")]
+    DuplicateEntry(String),
+    #[error("{path}: the local and central zip headers disagree on the {field}")]
+    HeaderMismatch { path: String, field: &'static str },
 }
 
 /// A rule file found in a bundle, with its tests file when one sits beside it.
@@ -91,6 +97,7 @@ pub fn read_bundle(bytes: &[u8], limits: BundleLimits) -> Result<Vec<BundledRule
     if archive.len() > limits.max_entries {
         return Err(BundleError::TooManyEntries(limits.max_entries));
     }
+    crate::zip_headers::check_consistent(bytes, &mut archive)?;
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut total: u64 = 0;
     for i in 0..archive.len() {

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod event;
 pub mod rule_tests;
 pub mod validate;
+mod zip_headers;
 
 pub use diff::unified_diff;
 pub use event::{EventError, normalize_event, parse_event_stream};
