@@ -59,6 +59,9 @@ export async function startWard() {
       "requests_per_second = 1000",
       "burst = 1000",
       "login_per_minute = 1000",
+      // The test identity providers listen on this machine.
+      "[egress]",
+      'allow = ["127.0.0.0/8", "::1/128"]',
       "",
     ].join("\n"),
   );
@@ -66,6 +69,10 @@ export async function startWard() {
     execFileSync(wardBin, ["--config", config, ...args], { env, input, encoding: "utf8" });
   cli(["migrate"]);
   cli(["tenant", "create", "--name", "Acme Corp"]);
+  // SSO providers may only name domains their company has verified.
+  for (const domain of ["acme.example", "partner.example"]) {
+    cli(["tenant", "domain", "verify", "--tenant", "acme-corp", domain]);
+  }
   for (const [email, role] of [
     ["admin@acme.example", "admin"],
     ["user@acme.example", "user"],

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod audit_format;
 pub mod connection;
+pub mod domain;
 pub mod egress;
 pub mod email;
 pub mod ids;

@@ -199,8 +199,7 @@ impl Principal {
                 if !state.settings.reauth.is_recent(at, state.now()) {
                     return Err(reauthentication_required());
                 }
-                if self.company_mfa != ward_core::mfa::MfaPolicy::None
-                    && !self.recent_second_factor
+                if self.company_mfa != ward_core::mfa::MfaPolicy::None && !self.recent_second_factor
                 {
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,

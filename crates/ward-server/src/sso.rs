@@ -1,11 +1,10 @@
 //! OpenID Connect single sign-on (authorization code flow with PKCE S256, state
 //! and nonce), with the `openidconnect` crate. The provider's metadata and keys
-//! are discovered at every sign-in, so a rotated signing key is picked up at once.
+//! are discovered through the egress policy and cached for five minutes
+//! (`sso_discovery.rs`).
 //! The ID token is checked for issuer, audience, expiry, nonce and a signature by
 //! one of the provider's keys with an asymmetric algorithm (`none` and HMAC are
 //! refused). Each refusal is audited with its reason and shown as one clear line.
-
-use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use base64::Engine;
@@ -14,8 +13,8 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError,
     TokenResponse,
 };
 use serde::{Deserialize, Serialize};
@@ -49,57 +48,6 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::EdDsa,
 ];
 
-/// The HTTP client for identity providers: no redirects (the `openidconnect`
-/// crate's guidance against SSRF through redirects), short timeouts.
-pub(crate) fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default()
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct HttpError(String);
-
-/// `openidconnect`'s async HTTP interface over Ward's reqwest client.
-fn oidc_http(
-    client: reqwest::Client,
-) -> impl Fn(
-    openidconnect::HttpRequest,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<openidconnect::HttpResponse, HttpError>> + Send>,
-> {
-    move |req: openidconnect::HttpRequest| {
-        let client = client.clone();
-        Box::pin(async move {
-            let (parts, body) = req.into_parts();
-            let mut r = client
-                .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| HttpError(e.without_url().to_string()))?;
-            let mut resp = openidconnect::http::Response::builder().status(r.status());
-            if let Some(h) = resp.headers_mut() {
-                *h = std::mem::take(r.headers_mut());
-            }
-            let body = r
-                .bytes()
-                .await
-                .map_err(|e| HttpError(e.without_url().to_string()))?;
-            if body.len() > 1024 * 1024 {
-                return Err(HttpError("response larger than 1 MiB".into()));
-            }
-            resp.body(body.to_vec())
-                .map_err(|e| HttpError(e.to_string()))
-        })
-    }
-}
-
 /// Why an SSO sign-in failed: a stable reason for the audit trail and a message
 /// for the person at the browser.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +63,10 @@ const fn failure(reason: &'static str, message: &'static str) -> SsoFailure {
 const UNREACHABLE: SsoFailure = failure(
     "provider_unreachable",
     "the identity provider could not be reached; try again later or ask your administrator",
+);
+const REFUSED_BY_POLICY: SsoFailure = failure(
+    "provider_refused_by_policy",
+    "the identity provider's address is not one this server may connect to; ask your administrator",
 );
 const WRONG_STATE: SsoFailure = failure(
     "wrong_state",
@@ -259,12 +211,12 @@ fn redirect_uri(state: &AppState) -> Result<RedirectUrl, ApiError> {
 }
 
 async fn discover(state: &AppState, p: &SsoProvider) -> Result<CoreProviderMetadata, SsoFailure> {
-    let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|_| UNREACHABLE)?;
-    CoreProviderMetadata::discover_async(issuer, &oidc_http(state.oidc_http.clone()))
+    use crate::sso_discovery::DiscoveryFailure;
+    crate::sso_discovery::discover(state, p)
         .await
-        .map_err(|e| {
-            tracing::warn!(provider = %p.id, error = %e, "identity provider discovery failed");
-            UNREACHABLE
+        .map_err(|f| match f {
+            DiscoveryFailure::RefusedByPolicy => REFUSED_BY_POLICY,
+            DiscoveryFailure::Unreachable => UNREACHABLE,
         })
 }
 
@@ -278,6 +230,18 @@ pub(crate) async fn start(
     link: Option<(&ward_core::SessionId, &UserId)>,
 ) -> Result<(String, HeaderValue), ApiError> {
     let p = &provider.provider;
+    // An unauthenticated start reaches out to the provider and writes a row:
+    // limited per address like a password sign-in.
+    if link.is_none()
+        && let Some(limiter) = &state.login_limiter
+        && limiter.check_key(&meta.client_ip).is_err()
+    {
+        return Err(ApiError::too_many(
+            "rate_limited",
+            "too many sign-in attempts from this address",
+            60,
+        ));
+    }
     if !p.enabled {
         return Err(refuse(
             state,
@@ -318,14 +282,29 @@ pub(crate) async fn start(
         pkce_verifier: verifier.secret().clone(),
         link: link.is_some(),
     };
-    let cookie = crate::passkeys::begin(
-        state,
-        CeremonyKind::OidcSignIn,
-        link.map(|(s, _)| s),
-        link.map(|(_, u)| u),
-        &pending,
-    )
-    .await?;
+    let cookie = match link {
+        Some((session, user)) => {
+            crate::passkeys::begin(
+                state,
+                CeremonyKind::OidcSignIn,
+                Some(session),
+                Some(user),
+                &pending,
+            )
+            .await?
+        }
+        // Unauthenticated starts write a row each: bounded per address.
+        None => {
+            crate::passkeys::begin_bounded(
+                state,
+                CeremonyKind::OidcSignIn,
+                meta.client_ip,
+                crate::sso_discovery::MAX_OPEN_SIGN_INS_PER_ADDRESS,
+                &pending,
+            )
+            .await?
+        }
+    };
     Ok((url.to_string(), cookie))
 }
 
@@ -398,7 +377,7 @@ pub(crate) async fn finish(
         secret.map(|s| ClientSecret::new(s.to_string())),
     )
     .set_redirect_uri(redirect_uri(state)?);
-    let http = oidc_http(state.oidc_http.clone());
+    let http = crate::sso_discovery::oidc_http(&state.egress);
     let exchange = match client.exchange_code(AuthorizationCode::new(code)) {
         Ok(x) => x,
         Err(_) => return Err(refused(EXCHANGE_FAILED).await),
@@ -643,9 +622,15 @@ async fn link(
         id: Some(owner.id.to_string()),
         label: owner.email.as_str().to_owned(),
     };
-    let e = event(state, meta, Some(&p.tenant_id), actor, actions::SSO_IDENTITY_LINKED)?
-        .target("user", owner.id.to_string())
-        .details(json!({ "provider": p.name, "provider_id": p.id.to_string(),
+    let e = event(
+        state,
+        meta,
+        Some(&p.tenant_id),
+        actor,
+        actions::SSO_IDENTITY_LINKED,
+    )?
+    .target("user", owner.id.to_string())
+    .details(json!({ "provider": p.name, "provider_id": p.id.to_string(),
             "subject": subject, "idp_email": email.as_str(), "linked_by": "owner" }));
     match state.store().link_identity(&identity, &e).await {
         Ok(()) => Ok(Finished::Linked {
@@ -739,9 +724,15 @@ async fn provision(
             "provider": p.name,
             "groups_matched": p.role_mappings.iter().filter(|m| groups.contains(&m.group)).map(|m| m.group.clone()).collect::<Vec<_>>(),
         }));
-    let linked = event(state, meta, Some(&p.tenant_id), Actor::system("sso"), actions::SSO_IDENTITY_LINKED)?
-        .target("user", user.id.to_string())
-        .details(json!({ "provider": p.name, "provider_id": p.id.to_string(),
+    let linked = event(
+        state,
+        meta,
+        Some(&p.tenant_id),
+        Actor::system("sso"),
+        actions::SSO_IDENTITY_LINKED,
+    )?
+    .target("user", user.id.to_string())
+    .details(json!({ "provider": p.name, "provider_id": p.id.to_string(),
             "subject": subject, "linked_by": "provisioning" }));
     let identity = ward_store::ExternalIdentity {
         provider_id: p.id.clone(),

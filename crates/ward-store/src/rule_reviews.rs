@@ -168,10 +168,10 @@ impl Store {
         let r = sqlx::query(
             "SELECT rule_min_approvers, rule_approvers_predate FROM tenants WHERE id = $1",
         )
-            .bind(tenant.as_str().to_owned())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        .bind(tenant.as_str().to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let n: i64 = r.try_get("rule_min_approvers")?;
         let predate: i64 = r.try_get("rule_approvers_predate")?;
         u32::try_from(n)
@@ -191,11 +191,11 @@ impl Store {
         sqlx::query(
             "UPDATE tenants SET rule_min_approvers = $1, rule_approvers_predate = $3 WHERE id = $2",
         )
-            .bind(i64::from(policy.min_approvers()))
-            .bind(tenant.as_str().to_owned())
-            .bind(i64::from(policy.approvers_predate_change()))
-            .execute(&mut *tx)
-            .await?;
+        .bind(i64::from(policy.min_approvers()))
+        .bind(tenant.as_str().to_owned())
+        .bind(i64::from(policy.approvers_predate_change()))
+        .execute(&mut *tx)
+        .await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())

@@ -251,16 +251,14 @@ pub(crate) async fn revoke_all_tokens(
     user: &UserId,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    Ok(
-        sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now.millis())
-        .bind(user.as_str().to_owned())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected(),
+    Ok(sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
     )
+    .bind(now.millis())
+    .bind(user.as_str().to_owned())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }
 
 pub(crate) async fn revoke_all_sessions(
@@ -291,18 +289,18 @@ pub(crate) async fn insert_user(
          created_at, updated_at, password_changed_at, created_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
-        .bind(u.id.as_str().to_owned())
-        .bind(u.tenant_id.as_str().to_owned())
-        .bind(u.email.as_str().to_owned())
-        .bind(u.display_name.clone())
-        .bind(u.role.as_str())
-        .bind(password_hash.map(str::to_owned))
-        .bind(i64::from(u.disabled))
-        .bind(u.created_at.millis())
-        .bind(u.updated_at.millis())
-        .bind(password_hash.map(|_| u.created_at.millis()))
-        .bind(created_by.map(|c| c.as_str().to_owned()))
-        .execute(&mut **tx)
-        .await?;
+    .bind(u.id.as_str().to_owned())
+    .bind(u.tenant_id.as_str().to_owned())
+    .bind(u.email.as_str().to_owned())
+    .bind(u.display_name.clone())
+    .bind(u.role.as_str())
+    .bind(password_hash.map(str::to_owned))
+    .bind(i64::from(u.disabled))
+    .bind(u.created_at.millis())
+    .bind(u.updated_at.millis())
+    .bind(password_hash.map(|_| u.created_at.millis()))
+    .bind(created_by.map(|c| c.as_str().to_owned()))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

@@ -162,9 +162,18 @@ pub enum SinkCommand {
         /// host:port (syslog sinks).
         #[arg(long)]
         address: Option<String>,
-        /// http(s) URL (splunk-hec, webhook).
+        /// https URL (splunk-hec, webhook); plain http only to this machine. Sealed
+        /// at once; listings and audit events show only its scheme, host and port.
+        /// No credentials or secret-looking query parameters in it.
         #[arg(long)]
         url: Option<String>,
+        /// User name for HTTP Basic authentication at the receiver (with
+        /// --basic-password-file); sealed.
+        #[arg(long, requires = "basic_password_file")]
+        basic_user: Option<String>,
+        /// File holding the Basic authentication password; sealed.
+        #[arg(long, value_name = "FILE", requires = "basic_user")]
+        basic_password_file: Option<PathBuf>,
         /// PEM file of the receiver's CA (syslog-tls, https); default: system trust store.
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
@@ -260,6 +269,39 @@ pub enum TenantCommand {
     },
     /// List companies.
     List,
+    /// A company's email domains: at most one company holds a domain verified;
+    /// SSO providers may only name verified domains, and addresses on a domain
+    /// another company holds cannot be created.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Claim a domain (unverified); prints the DNS TXT record that proves it.
+    Add {
+        /// Company slug or id.
+        #[arg(long)]
+        tenant: String,
+        domain: String,
+    },
+    /// Verify a domain as the instance operator (claims it first if needed).
+    Verify {
+        #[arg(long)]
+        tenant: String,
+        domain: String,
+    },
+    /// Remove a claim.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        domain: String,
+    },
+    /// List a company's claims.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

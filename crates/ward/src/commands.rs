@@ -7,17 +7,20 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use ward_core::audit::actions;
+use ward_core::domain::{check_domain, verification_record};
 use ward_core::password_policy::check_new_password;
 use ward_core::tenant::{Tenant, check_slug, check_tenant_name, slug_from_name};
 use ward_core::user::{User, UserChange, check_display_name};
 use ward_core::{Actor, AuditEvent, Email, Role, TenantId, UserId};
 use ward_crypto::{OsRandom, PasswordHashing, SecureRandom};
 use ward_server::{AppState, SystemClock};
-use ward_store::{Conflict, StoreError, UpdateOutcome};
+use ward_store::{Conflict, DomainClaim, StoreError, UpdateOutcome};
 use zeroize::Zeroizing;
 
 use crate::bootstrap::{self, Installation, cli_context, new_event_id};
-use crate::cli::{Cli, Command, ConfigCommand, CreateUser, TenantCommand, UserCommand};
+use crate::cli::{
+    Cli, Command, ConfigCommand, CreateUser, DomainCommand, TenantCommand, UserCommand,
+};
 use crate::config::{Overrides, Settings};
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -193,6 +196,110 @@ async fn tenant(inst: &Installation, cmd: TenantCommand) -> Result<()> {
             }
             Ok(())
         }
+        TenantCommand::Domain(cmd) => domain(inst, cmd).await,
+    }
+}
+
+async fn find_company(inst: &Installation, tenant: &str) -> Result<Tenant> {
+    inst.store
+        .find_tenant(tenant)
+        .await?
+        .ok_or_else(|| anyhow!("no company with slug or id {tenant:?}"))
+}
+
+/// Claims a domain for a company, with a fresh verification token.
+async fn claim_domain(inst: &Installation, t: &Tenant, domain: &str) -> Result<DomainClaim> {
+    let claim = DomainClaim {
+        tenant_id: t.id.clone(),
+        domain: domain.to_owned(),
+        token: base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            random16()?,
+        ),
+        verified_at: None,
+        verified_by: None,
+        created_at: bootstrap::now(),
+    };
+    let e = event(Some(&t.id), actions::DOMAIN_ADDED)?
+        .target("domain", domain.to_owned())
+        .details(json!({ "domain": domain }));
+    match inst.store.add_domain_claim(&claim, &e).await {
+        Ok(()) => Ok(claim),
+        Err(StoreError::Conflict(Conflict::DomainTaken)) => {
+            bail!("{} already claims {domain}", t.slug)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn domain(inst: &Installation, cmd: DomainCommand) -> Result<()> {
+    match cmd {
+        DomainCommand::Add { tenant, domain } => {
+            let t = find_company(inst, &tenant).await?;
+            let domain = check_domain(&domain)?;
+            let claim = claim_domain(inst, &t, &domain).await?;
+            println!(
+                "claimed {domain} for {}; publish this TXT record at {domain}: {}",
+                t.slug,
+                verification_record(&claim.token)
+            );
+            Ok(())
+        }
+        DomainCommand::Verify { tenant, domain } => {
+            let t = find_company(inst, &tenant).await?;
+            let domain = check_domain(&domain)?;
+            let claims = inst.store.domain_claims(&t.id).await?;
+            if !claims.iter().any(|c| c.domain == domain) {
+                claim_domain(inst, &t, &domain).await?;
+            }
+            let e = event(Some(&t.id), actions::DOMAIN_VERIFIED)?
+                .target("domain", domain.clone())
+                .details(json!({ "domain": domain, "method": "operator" }));
+            match inst
+                .store
+                .verify_domain_claim(&t.id, &domain, bootstrap::now(), "operator", &e)
+                .await
+            {
+                Ok(true) => {
+                    println!("{domain} is verified for {}", t.slug);
+                    Ok(())
+                }
+                Ok(false) => bail!("{} has no claim on {domain}", t.slug),
+                Err(StoreError::Conflict(Conflict::DomainTaken)) => {
+                    bail!("another company holds {domain} verified; remove it there first")
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        DomainCommand::Remove { tenant, domain } => {
+            let t = find_company(inst, &tenant).await?;
+            let domain = check_domain(&domain)?;
+            let e = event(Some(&t.id), actions::DOMAIN_REMOVED)?
+                .target("domain", domain.clone())
+                .details(json!({ "domain": domain }));
+            if !inst.store.remove_domain_claim(&t.id, &domain, &e).await? {
+                bail!("{} has no claim on {domain}", t.slug);
+            }
+            println!("removed {domain} from {}", t.slug);
+            Ok(())
+        }
+        DomainCommand::List { tenant } => {
+            let t = find_company(inst, &tenant).await?;
+            for c in inst.store.domain_claims(&t.id).await? {
+                let state = match (&c.verified_at, &c.verified_by) {
+                    (Some(at), by) => {
+                        format!(
+                            "verified {} by {}",
+                            at.to_rfc3339(),
+                            by.as_deref().unwrap_or("?")
+                        )
+                    }
+                    (None, _) => format!("unverified (TXT {})", verification_record(&c.token)),
+                };
+                println!("{}\t{state}", c.domain);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -238,6 +345,8 @@ async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Res
                 .await?
                 .ok_or_else(|| anyhow!("no company with slug or id {tenant:?}"))?;
             let email = Email::parse(&email)?;
+            let owner = inst.store.domain_owner(email.domain()).await?;
+            ward_core::domain::may_use_domain(&t.id, owner.as_ref())?;
             let role = Role::parse(&role)?;
             let display_name = match display_name {
                 Some(n) => check_display_name(&n)?,

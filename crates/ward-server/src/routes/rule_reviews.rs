@@ -168,10 +168,7 @@ async fn reviewer_control(state: &AppState, p: &Principal) -> Result<ReviewerCon
     };
     Ok(ReviewerControl {
         provider_controllers,
-        account_created_by: state
-            .store()
-            .user_creator(&p.tenant_id, &p.user_id)
-            .await?,
+        account_created_by: state.store().user_creator(&p.tenant_id, &p.user_id).await?,
         account_created_at: p.user.created_at,
         policy: state.store().review_policy(&p.tenant_id).await?,
     })
@@ -541,8 +538,8 @@ pub(crate) async fn set_review_policy(
     ApiJson(req): ApiJson<ReviewPolicyBody>,
 ) -> Result<Json<ReviewPolicyBody>, ApiError> {
     principal.require(Permission::ManageSettings)?;
-    let policy =
-        ReviewPolicy::new(req.min_approvers)?.with_approvers_predating(req.approvers_predate_change);
+    let policy = ReviewPolicy::new(req.min_approvers)?
+        .with_approvers_predating(req.approvers_predate_change);
     let e = event(
         &state,
         &meta,

@@ -251,6 +251,8 @@ pub(crate) async fn update_provider(
         .update_sso_provider(&p, secret.as_ref().map(Option::as_ref), &e)
         .await
         .map_err(name_taken)?;
+    // The next sign-in discovers the changed provider afresh.
+    state.oidc_discovery.invalidate(&p.id);
     if !done {
         return Err(ApiError::not_found());
     }
@@ -285,6 +287,7 @@ pub(crate) async fn delete_provider(
         actions::SSO_PROVIDER_DELETED,
     )?
     .target("sso_provider", id.to_string());
+    state.oidc_discovery.invalidate(&id);
     if state
         .store()
         .delete_sso_provider(&principal.tenant_id, &id, state.now(), &e)
@@ -353,7 +356,12 @@ pub(crate) async fn start_link(
     let (url, cookie) = begin_link(&state, &meta, &principal, &provider_id).await?;
     let mut headers = axum::http::HeaderMap::new();
     headers.insert(axum::http::header::SET_COOKIE, cookie);
-    Ok((headers, Json(SsoLinkStart { authorization_url: url })))
+    Ok((
+        headers,
+        Json(SsoLinkStart {
+            authorization_url: url,
+        }),
+    ))
 }
 
 /// The shared start of a link (API and page): checks who asks, then the flow.
@@ -370,7 +378,10 @@ pub(crate) async fn begin_link(
             "link an identity provider from a signed-in session",
         ));
     };
-    if matches!(principal.strength, Some((ward_core::mfa::AuthMethod::Oidc, _))) {
+    if matches!(
+        principal.strength,
+        Some((ward_core::mfa::AuthMethod::Oidc, _))
+    ) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "session_required",

@@ -62,6 +62,15 @@ pub(crate) async fn create_user(
     let email = Email::parse(&req.email)?;
     let role = Role::parse(&req.role)?;
     check_grant(principal.role, role).map_err(|_| escalation())?;
+    if role == Role::Admin {
+        // A new Admin is a role change: the same bar as promoting someone.
+        principal
+            .require_sensitive(&state, &meta, "user.create_admin")
+            .await?;
+    }
+    let owner = state.store().domain_owner(email.domain()).await?;
+    ward_core::domain::may_use_domain(&principal.tenant_id, owner.as_ref())
+        .map_err(|_| email_unavailable())?;
     let display_name = match &req.display_name {
         Some(n) => check_display_name(n)?,
         None => email
@@ -93,11 +102,40 @@ pub(crate) async fn create_user(
     )?
     .target("user", user.id.to_string())
     .details(json!({ "email": user.email.as_str(), "role": role.as_str() }));
-    state
+    match state
         .store()
-        .create_user(&user, Some(hash.as_str()), &e)
-        .await?;
+        .create_user_by(&user, Some(hash.as_str()), &principal.user_id, &e)
+        .await
+    {
+        Ok(()) => {}
+        Err(ward_store::StoreError::Conflict(ward_store::Conflict::EmailTaken)) => {
+            // Only a colleague's address is named as taken; another company's
+            // answers exactly like a domain another company owns.
+            let existing = state.store().find_user_by_email(&user.email).await?;
+            return Err(match existing {
+                Some(c) if c.user.tenant_id == principal.tenant_id => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "email_taken",
+                    "a user with this email exists in your company",
+                ),
+                _ => email_unavailable(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+/// The one refusal for an address that cannot be used in this company, whether
+/// its domain belongs to another company or the address exists there.
+fn email_unavailable() -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "email_unavailable",
+        "this email address cannot be used in your company; use an address on one of your company's domains",
+    );
+    e.field = Some("email".to_owned());
+    e
 }
 
 /// One user of the company.
@@ -136,8 +174,8 @@ pub(crate) async fn update_user(
     principal.require(Permission::ManageUsers)?;
     if req.role.is_some() || req.disabled.is_some() {
         principal
-        .require_sensitive(&state, &meta, "user.role_or_status")
-        .await?;
+            .require_sensitive(&state, &meta, "user.role_or_status")
+            .await?;
     }
     let id = parse_id(&id)?;
     let change = UserChange {

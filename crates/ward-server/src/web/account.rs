@@ -388,8 +388,14 @@ pub(crate) async fn start_sso_link(
                     p { a href="/account" { "Cancel" } }
                 }
             };
-            let mut r = layout::page("Link single sign-on", &principal, Section::Account, None, body)
-                .into_response();
+            let mut r = layout::page(
+                "Link single sign-on",
+                &principal,
+                Section::Account,
+                None,
+                body,
+            )
+            .into_response();
             r.headers_mut().append(header::SET_COOKIE, cookie);
             r
         }

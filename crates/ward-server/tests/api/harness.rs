@@ -91,7 +91,16 @@ pub fn test_settings() -> ServerSettings {
     // Tests drive key maintenance themselves (`reencrypt::run_pass`); the
     // background loop only makes its start-up pass.
     s.key_maintenance.idle_interval = std::time::Duration::from_secs(3600);
+    // The suite's stand-ins (identity providers, sink receivers) listen on
+    // loopback; egress tests clear this to see the default refusal.
+    s.egress = loopback_allowed();
     s
+}
+
+/// An egress policy that lets Ward reach listeners on this machine.
+pub fn loopback_allowed() -> ward_core::egress::EgressPolicy {
+    ward_core::egress::EgressPolicy::with_allow_list(&["127.0.0.0/8", "::1/128"])
+        .expect("loopback allow-list")
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -236,6 +245,43 @@ impl TestApp {
             .await
             .expect("tenant");
         t.id
+    }
+
+    /// Marks `domain` verified for `tenant`, as `ward tenant domain verify` does.
+    pub async fn verify_domain(&self, tenant: &TenantId, domain: &str) {
+        let claims = self.store.domain_claims(tenant).await.expect("claims");
+        if claims
+            .iter()
+            .any(|c| c.domain == domain && c.verified_at.is_some())
+        {
+            return;
+        }
+        if !claims.iter().any(|c| c.domain == domain) {
+            let claim = ward_store::DomainClaim {
+                tenant_id: tenant.clone(),
+                domain: domain.to_owned(),
+                token: "test-token".to_owned(),
+                verified_at: None,
+                verified_by: None,
+                created_at: Timestamp::from_millis(1),
+            };
+            self.store
+                .add_domain_claim(&claim, &event(Some(tenant), actions::DOMAIN_ADDED))
+                .await
+                .expect("claim");
+        }
+        let done = self
+            .store
+            .verify_domain_claim(
+                tenant,
+                domain,
+                Timestamp::from_millis(2),
+                "operator",
+                &event(Some(tenant), actions::DOMAIN_VERIFIED),
+            )
+            .await
+            .expect("verify");
+        assert!(done);
     }
 
     /// A user made directly in the store (as the CLI does), not yet signed in.

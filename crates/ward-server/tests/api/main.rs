@@ -8,6 +8,8 @@ mod connections;
 mod forwarding;
 mod hardening;
 mod harness;
+mod hostile_input;
+mod identity_attacks;
 mod input;
 mod oidc;
 mod passkeys;

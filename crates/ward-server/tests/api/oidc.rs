@@ -29,11 +29,11 @@ on_both_backends!(
 
 const CLIENT_ID: &str = "ward-test";
 
-struct Forger {
-    issuer: String,
+pub(crate) struct Forger {
+    pub(crate) issuer: String,
     key: SigningKey,
     other_key: SigningKey,
-    next_token: Mutex<Option<String>>,
+    pub(crate) next_token: Mutex<Option<String>>,
     used_codes: Mutex<HashSet<String>>,
 }
 
@@ -54,7 +54,7 @@ fn jwk(k: &SigningKey, kid: &str) -> Value {
 impl Forger {
     /// A JWT over `claims`: signed ES256 with the published key, with a key the
     /// provider does not publish, or not at all.
-    fn token(&self, claims: &Value, signing: Signing) -> String {
+    pub(crate) fn token(&self, claims: &Value, signing: Signing) -> String {
         let (alg, kid) = match signing {
             Signing::Published => ("ES256", "k1"),
             Signing::Unpublished => ("ES256", "k2"),
@@ -81,13 +81,13 @@ impl Forger {
 }
 
 #[derive(Clone, Copy)]
-enum Signing {
+pub(crate) enum Signing {
     Published,
     Unpublished,
     None,
 }
 
-async fn spawn_forger() -> Arc<Forger> {
+pub(crate) async fn spawn_forger() -> Arc<Forger> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -143,7 +143,17 @@ async fn spawn_forger() -> Arc<Forger> {
     f
 }
 
-async fn add_provider(app: &TestApp, admin: &Auth, issuer: &str, jit: bool) -> String {
+pub(crate) async fn add_provider(app: &TestApp, admin: &Auth, issuer: &str, jit: bool) -> String {
+    let me: Value = app
+        .get("/api/v1/me", admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let tenant = ward_core::TenantId::from_stored(
+        me["user"]["tenant_id"].as_str().expect("tenant").to_owned(),
+    );
+    app.verify_domain(&tenant, "acme.example").await;
     let r = app
         .send_json(
             Method::POST,
@@ -165,7 +175,7 @@ async fn add_provider(app: &TestApp, admin: &Auth, issuer: &str, jit: bool) -> S
 }
 
 /// Starts a sign-in: (ceremony cookie, state, nonce).
-async fn start(app: &TestApp, provider: &str) -> (String, String, String) {
+pub(crate) async fn start(app: &TestApp, provider: &str) -> (String, String, String) {
     let r = app.get(&format!("/sso/{provider}"), &Auth::None).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = r
@@ -196,7 +206,7 @@ async fn start(app: &TestApp, provider: &str) -> (String, String, String) {
     (cookie, q("state"), q("nonce"))
 }
 
-async fn callback(app: &TestApp, cookie: &str, code: &str, state: &str) -> Response {
+pub(crate) async fn callback(app: &TestApp, cookie: &str, code: &str, state: &str) -> Response {
     app.get(
         &format!("/sso/callback?code={code}&state={state}"),
         &Auth::Cookie(cookie.to_owned()),
@@ -204,7 +214,7 @@ async fn callback(app: &TestApp, cookie: &str, code: &str, state: &str) -> Respo
     .await
 }
 
-fn session_cookie(r: &Response) -> Option<String> {
+pub(crate) fn session_cookie(r: &Response) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -213,7 +223,7 @@ fn session_cookie(r: &Response) -> Option<String> {
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())
 }
 
-fn claims(f: &Forger, app: &TestApp, nonce: &str, email: &str) -> Value {
+pub(crate) fn claims(f: &Forger, app: &TestApp, nonce: &str, email: &str) -> Value {
     let now = app.state.now().millis() / 1000;
     json!({
         "iss": f.issuer, "sub": format!("sub-{email}"), "aud": CLIENT_ID, "iat": now, "exp": now + 300,

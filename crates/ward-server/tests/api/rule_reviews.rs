@@ -19,7 +19,7 @@ on_both_backends!(
     the_sigmahq_corpus_imports,
 );
 
-fn rule(title: &str, id: &str, level: &str) -> String {
+pub(crate) fn rule(title: &str, id: &str, level: &str) -> String {
     format!(
         "title: {title}
 id: {id}
@@ -41,16 +41,16 @@ tags:
     )
 }
 
-const ID: &str = "3f9e1c52-0000-4000-8000-00000000beef";
+pub(crate) const ID: &str = "3f9e1c52-0000-4000-8000-00000000beef";
 
-fn good_tests() -> Value {
+pub(crate) fn good_tests() -> Value {
     json!({"tests": [
         {"name": "whoami", "expect": "match", "event": {"Image": "C:\\Windows\\System32\\whoami.exe"}},
         {"name": "notepad", "expect": "no_match", "event": {"Image": "C:\\Windows\\notepad.exe"}},
     ]})
 }
 
-async fn create(app: &TestApp, who: &Member, content: &str) -> String {
+pub(crate) async fn create(app: &TestApp, who: &Member, content: &str) -> String {
     let r = app
         .send_json(
             Method::POST,
@@ -66,7 +66,13 @@ async fn create(app: &TestApp, who: &Member, content: &str) -> String {
         .to_owned()
 }
 
-async fn step(app: &TestApp, who: &Member, id: &str, what: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn step(
+    app: &TestApp,
+    who: &Member,
+    id: &str,
+    what: &str,
+    body: Value,
+) -> reqwest::Response {
     app.send_json(
         Method::POST,
         &format!("/api/v1/rules/{id}/{what}"),
@@ -76,7 +82,7 @@ async fn step(app: &TestApp, who: &Member, id: &str, what: &str, body: Value) ->
     .await
 }
 
-async fn ok(r: reqwest::Response) -> Value {
+pub(crate) async fn ok(r: reqwest::Response) -> Value {
     let status = r.status();
     let body: Value = r.json().await.expect("json");
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -95,7 +101,7 @@ async fn edit(app: &TestApp, who: &Member, id: &str, base: u32, content: &str) {
     ok(r).await;
 }
 
-async fn set_tests(app: &TestApp, who: &Member, id: &str, tests: Value) {
+pub(crate) async fn set_tests(app: &TestApp, who: &Member, id: &str, tests: Value) {
     let r = app
         .send_json(
             Method::PUT,
