@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::{InvalidField, TenantId, Timestamp, checked_text};
+use crate::{InvalidField, TenantId, Timestamp};
 
 /// Which SIEM (or generic HTTP target) a connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,7 +168,7 @@ pub struct Connection {
 }
 
 pub fn check_connection_name(name: &str) -> Result<String, InvalidField> {
-    checked_text("name", name, 100)
+    crate::text::checked_name("name", name, 100)
 }
 
 /// An http(s) URL with a host, at most 2048 characters, no credentials in it (those

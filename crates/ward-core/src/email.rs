@@ -1,7 +1,10 @@
 //! Email addresses: the sign-in name, unique across the instance. Normalised to
-//! lower case so `Alice@Example.com` and `alice@example.com` are one account.
+//! lower case and NFC so `Alice@Example.com` and `alice@example.com` are one
+//! account; invisible characters and look-alike scripts are refused in the local
+//! part and in each domain label (`text::check_address_part`, UTS #39).
 
 use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::InvalidField;
 
@@ -43,7 +46,18 @@ impl Email {
                 "must be an address like name@example.com",
             ));
         }
-        Ok(Self(t.to_lowercase()))
+        // Lower case first, then NFC: lower-casing can leave a decomposed form.
+        let normal: String = t.to_lowercase().nfc().collect();
+        if normal.len() > MAX_EMAIL_LEN {
+            return Err(InvalidField::new("email", "must be at most 254 characters"));
+        }
+        if let Some((local, domain)) = normal.rsplit_once('@') {
+            crate::text::check_address_part("email", local, "local part")?;
+            for label in domain.split('.') {
+                crate::text::check_address_part("email", label, "domain")?;
+            }
+        }
+        Ok(Self(normal))
     }
 
     pub fn from_stored(text: String) -> Self {
@@ -80,5 +94,21 @@ mod tests {
         bad("a@b..com");
         bad("a@b.com\n");
         bad(&format!("{}@example.com", "a".repeat(250)));
+        // NFC: a decomposed `é` is stored composed.
+        ok("Rene\u{301}e@Example.com", "ren\u{e9}e@example.com");
+        ok("иван@пример.example", "иван@пример.example");
+        ok("müller@bücher.example", "müller@bücher.example");
+        // Cyrillic `а` in a Latin domain label or local part.
+        bad("cto@\u{430}lpha.example");
+        bad("\u{441}to@alpha.example");
+        // A Cyrillic label that reads as ASCII `ape`.
+        bad("cto@\u{430}\u{440}\u{435}.example");
+        // Invisible and bidirectional characters.
+        for c in [
+            '\u{200B}', '\u{200F}', '\u{202E}', '\u{2066}', '\u{FEFF}', '\u{AD}',
+        ] {
+            bad(&format!("cto{c}@alpha.example"));
+            bad(&format!("cto@al{c}pha.example"));
+        }
     }
 }

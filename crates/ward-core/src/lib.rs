@@ -22,6 +22,7 @@ pub mod rule_review;
 pub mod session;
 pub mod sso;
 pub mod tenant;
+pub mod text;
 pub mod throttle;
 pub mod time;
 pub mod token;
@@ -53,7 +54,10 @@ impl InvalidField {
 }
 
 /// Checks a free-text field: trimmed, non-empty, at most `max` characters, no
-/// control characters (they break logs, CSV exports and terminals).
+/// control characters (they break logs, CSV exports and terminals), and no
+/// invisible or bidirectional formatting character (they make text read other
+/// than it is; `text::is_invisible_or_bidi`). Names shown to people go through
+/// `text::checked_name`, which adds NFC and the mixed-script check.
 pub fn checked_text(field: &'static str, value: &str, max: usize) -> Result<String, InvalidField> {
     let v = value.trim();
     if v.is_empty() {
@@ -69,6 +73,12 @@ pub fn checked_text(field: &'static str, value: &str, max: usize) -> Result<Stri
         return Err(InvalidField::new(
             field,
             "must not contain control characters",
+        ));
+    }
+    if let Some(c) = text::hidden_character(v) {
+        return Err(InvalidField::new(
+            field,
+            format!("must not contain invisible or bidirectional characters ({c})"),
         ));
     }
     Ok(v.to_owned())

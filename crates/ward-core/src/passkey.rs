@@ -2,9 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{
-    CeremonyId, InvalidField, PasskeyId, SessionId, TenantId, Timestamp, UserId, checked_text,
-};
+use crate::{CeremonyId, InvalidField, PasskeyId, SessionId, TenantId, Timestamp, UserId};
 
 /// A user's registered passkey. `credential` is the WebAuthn library's serialized
 /// credential (public key, algorithm, counter): public material, stored in clear.
@@ -24,7 +22,7 @@ pub struct PasskeyRecord {
 }
 
 pub fn check_passkey_name(name: &str) -> Result<String, InvalidField> {
-    checked_text("name", name, 100)
+    crate::text::checked_name("name", name, 100)
 }
 
 /// What a ceremony is for. Each kind is finished only by its own route.

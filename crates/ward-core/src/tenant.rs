@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{InvalidField, TenantId, Timestamp, checked_text};
+use crate::{InvalidField, TenantId, Timestamp};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Tenant {
@@ -14,7 +14,7 @@ pub struct Tenant {
 }
 
 pub fn check_tenant_name(name: &str) -> Result<String, InvalidField> {
-    checked_text("name", name, 200)
+    crate::text::checked_name("name", name, 200)
 }
 
 pub fn check_slug(slug: &str) -> Result<String, InvalidField> {

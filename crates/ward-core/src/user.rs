@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{Email, InvalidField, Role, TenantId, Timestamp, UserId, checked_text};
+use crate::{Email, InvalidField, Role, TenantId, Timestamp, UserId};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
@@ -32,8 +32,10 @@ impl std::fmt::Debug for UserCredentials {
     }
 }
 
+/// A display name is shown beside approvals and in the audit trail: no hidden
+/// or bidirectional characters, NFC, no look-alike mixed-script word.
 pub fn check_display_name(name: &str) -> Result<String, InvalidField> {
-    checked_text("display_name", name, 200)
+    crate::text::checked_name("display_name", name, 200)
 }
 
 /// A change an Admin may make to a user. `None` leaves a field as it is.

@@ -100,6 +100,9 @@ pub fn build_app(state: AppState) -> Router {
         // for those refusals too; inside the security headers, so that page
         // carries the CSP like every other response.
         .layer(mw::from_fn(crate::web::html_errors))
+        // Before routing and extractors: a path holding control characters or
+        // bytes that are not UTF-8 is refused the same way on every route.
+        .layer(mw::from_fn(crate::path_guard::refuse_unclean_paths))
         .layer(mw::from_fn_with_state(state.clone(), security_headers))
         .layer(mw::from_fn_with_state(state.clone(), request_meta))
         .with_state(state)

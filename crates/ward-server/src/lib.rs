@@ -19,6 +19,7 @@ pub mod keyring;
 mod metrics;
 mod middleware;
 mod passkeys;
+mod path_guard;
 mod problem;
 pub mod reencrypt;
 mod routes;

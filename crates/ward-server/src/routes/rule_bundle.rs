@@ -391,7 +391,17 @@ fn check_file(r: BundledRule) -> CheckedFile {
                 out.errors
                     .push(format!("{path}: at most {} tests", super::rules::MAX_TESTS));
             }
-            Ok(tests) => out.tests = serde_json::to_string(&tests).ok(),
+            Ok(mut tests) => {
+                // The same names as `PUT /rules/{id}/tests` accepts.
+                let names: Result<(), _> = tests.iter_mut().try_for_each(|t| {
+                    t.name = ward_core::text::checked_name("tests", &t.name, 200)?;
+                    Ok::<(), ward_core::InvalidField>(())
+                });
+                match names {
+                    Ok(()) => out.tests = serde_json::to_string(&tests).ok(),
+                    Err(e) => out.errors.push(format!("{path}: {e}")),
+                }
+            }
             Err(e) => out.errors.push(format!("{path}: {e}")),
         }
     }

@@ -356,8 +356,10 @@ pub(crate) async fn set_tests(
             ward_core::InvalidField::new("tests", format!("at most {MAX_TESTS} tests")).into(),
         );
     }
-    for (i, t) in req.tests.iter().enumerate() {
-        ward_core::checked_text("tests", &t.name, 200)?;
+    let mut req = req;
+    for (i, t) in req.tests.iter_mut().enumerate() {
+        // Shown in test runs and reviews: stored in NFC, no hidden characters.
+        t.name = ward_core::text::checked_name("tests", &t.name, 200)?;
         if !t.event.is_object() {
             return Err(ward_core::InvalidField::new(
                 "tests",

@@ -9,7 +9,7 @@ use ward_core::rbac::check_grant;
 use ward_core::token::{
     ApiToken, DEFAULT_TOKEN_LIFETIME_DAYS, MAX_TOKEN_LIFETIME_DAYS, SENSITIVE_TOKEN_LIFETIME_SECS,
 };
-use ward_core::{InvalidField, Permission, Role, TokenId, checked_text};
+use ward_core::{InvalidField, Permission, Role, TokenId};
 use ward_crypto::ApiTokenSecret;
 
 use super::event;
@@ -57,7 +57,8 @@ pub(crate) async fn create_token(
             "create API tokens from a signed-in session",
         ));
     }
-    let name = checked_text("name", &req.name, 100)?;
+    // Shown in token lists and audit events: a name, not free text.
+    let name = ward_core::text::checked_name("name", &req.name, 100)?;
     let scope = match &req.scope {
         Some(s) => Role::parse(s).map_err(|e| InvalidField::new("scope", e.reason))?,
         None => principal.role,
