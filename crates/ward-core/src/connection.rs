@@ -193,7 +193,24 @@ pub fn check_base_url(url: &str) -> Result<String, InvalidField> {
     if authority.contains('@') {
         return Err(bad("must not contain credentials; put them in credentials"));
     }
+    if let Some(why) = crate::egress::secret_in_url(u) {
+        return Err(bad(&why));
+    }
     Ok(u.to_owned())
+}
+
+/// Whether a new base URL points the stored credentials somewhere else: another
+/// scheme, host (compared without case) or port. Then the credentials must be
+/// entered again, or an Admin could send a colleague's SIEM token to their own host.
+pub fn credentials_bound_elsewhere(old: &str, new: &str) -> bool {
+    let place = |u: &str| {
+        let scheme = u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        host_and_port(u).map(|(h, p)| (scheme, crate::egress::normalize_host(&h), p))
+    };
+    match (place(old), place(new)) {
+        (Some(a), Some(b)) => a != b,
+        _ => true,
+    }
 }
 
 /// Host and port to check reachability of, from a checked base URL.
@@ -268,11 +285,39 @@ mod tests {
     }
 
     #[test]
+    fn moving_a_connection_elsewhere_needs_its_credentials() {
+        for (old, new, elsewhere) in [
+            (
+                "https://siem.example:8089",
+                "https://siem.example:8089/api",
+                false,
+            ),
+            ("https://siem.example", "https://SIEM.example:443/x", false),
+            ("https://siem.example", "https://attacker.example", true),
+            ("https://siem.example", "http://siem.example", true),
+            ("https://siem.example", "https://siem.example:8443", true),
+            (
+                "https://siem.example",
+                "https://siem.example.attacker.example",
+                true,
+            ),
+        ] {
+            assert_eq!(
+                credentials_bound_elsewhere(old, new),
+                elsewhere,
+                "{old} -> {new}"
+            );
+        }
+    }
+
+    #[test]
     fn urls() {
         assert!(check_base_url("https://splunk.example:8089").is_ok());
         assert!(check_base_url("ftp://x").is_err());
         assert!(check_base_url("https://").is_err());
         assert!(check_base_url("https://user:pw@host").is_err());
+        assert!(check_base_url("https://host/api?token=abc").is_err());
+        assert!(check_base_url("https://host/api?index=main").is_ok());
         assert_eq!(
             host_and_port("https://siem.example/api"),
             Some(("siem.example".into(), 443))

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::egress::{Egress, EgressHttp, HttpOptions, Origin};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -68,14 +69,20 @@ impl SinkKind {
     }
 }
 
-/// A sink's settings, stored as JSON beside its sealed secret.
+/// A sink's public settings, stored as JSON beside its sealed secrets. Nothing in
+/// here is secret: it is shown by `ward audit sink list` and lands in logs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// `host:port` for syslog sinks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// `http://` or `https://` URL for HTTP sinks.
+    /// `scheme://host:port` of an HTTP sink: what may be shown. The full URL is
+    /// sealed (`SinkSecrets::url`), since receivers often carry a secret in the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The full URL of an HTTP sink added before URLs were sealed (read, never
+    /// written: such a row's secret is the raw token, sealed as field `secret`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// PEM file of the CA(s) that sign the receiver's certificate (TLS and https);
@@ -89,10 +96,106 @@ pub struct SinkConfig {
     pub batch_size: u32,
 }
 
-/// Why a sink's settings are refused (the CLI shows it as one line).
-pub fn check_sink(kind: SinkKind, c: &SinkConfig, has_secret: bool) -> Result<(), String> {
+impl SinkConfig {
+    /// Where the sink delivers, as may be shown: `host:port`, or scheme, host and
+    /// port of an HTTP sink (never its path, query or credentials).
+    pub fn target(&self) -> String {
+        if let Some(a) = &self.address {
+            return a.clone();
+        }
+        if let Some(e) = &self.endpoint {
+            return e.clone();
+        }
+        self.url
+            .as_deref()
+            .and_then(|u| Origin::of(u).ok())
+            .map_or_else(String::new, |o| o.to_string())
+    }
+}
+
+/// What a sink keeps sealed under the settings key (field `credentials`): the full
+/// URL of an HTTP sink, its HEC token or webhook HMAC key, and optional Basic
+/// credentials. `Debug` names the fields only.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSecrets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Zeroizing<String>>,
+    /// HEC token or webhook HMAC key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Zeroizing<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_user: Option<Zeroizing<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_password: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for SinkSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkSecrets")
+            .field("url", &self.url.as_ref().map(|_| "[redacted]"))
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "basic_user",
+                &self.basic_user.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "basic_password",
+                &self.basic_password.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+impl SinkSecrets {
+    pub fn is_empty(&self) -> bool {
+        self.url.is_none()
+            && self.token.is_none()
+            && self.basic_user.is_none()
+            && self.basic_password.is_none()
+    }
+}
+
+/// The settings-key field a sink's sealed bytes are bound to: `credentials` (a
+/// `SinkSecrets` document) for sinks added since URLs are sealed, `secret` (the raw
+/// token) for older rows, which are recognised by the URL in their public config.
+pub fn sink_secret_field(s: &StoredSink) -> &'static str {
+    let legacy = serde_json::from_str::<serde_json::Value>(&s.config)
+        .ok()
+        .is_some_and(|v| v.get("url").is_some());
+    if legacy { "secret" } else { "credentials" }
+}
+
+/// `host:port` or `[v6]:port` → host (without brackets) and port; a checked
+/// address always has both, anything else yields port 0, which no peer listens on.
+fn split_host_port(address: &str) -> (String, u16) {
+    match address.rsplit_once(':') {
+        Some((h, p)) => (
+            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            p.parse().unwrap_or(0),
+        ),
+        None => (address.to_owned(), 0),
+    }
+}
+
+/// Hosts an HTTP sink may reach over plain `http`: this machine only.
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ward_core::egress::canonical(ip).is_loopback())
+}
+
+/// Why a sink's settings are refused (the CLI shows it as one line). For an HTTP
+/// sink the URL is `secrets.url`; it must not carry credentials or a secret-looking
+/// query parameter (those are separate sealed fields), and it must be `https`
+/// unless it points at this machine.
+pub fn check_sink(kind: SinkKind, c: &SinkConfig, secrets: &SinkSecrets) -> Result<(), String> {
     if !(1..=10_000).contains(&c.batch_size) {
         return Err("batch size must be between 1 and 10000".into());
+    }
+    if c.url.is_some() {
+        return Err("the URL of a sink is sealed, not part of its public settings".into());
     }
     if kind.is_syslog() {
         let a = c
@@ -103,27 +206,55 @@ pub fn check_sink(kind: SinkKind, c: &SinkConfig, has_secret: bool) -> Result<()
         if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err("--address must be host:port with a port from 1 to 65535".into());
         }
-        if c.url.is_some() {
+        if secrets.url.is_some() || c.endpoint.is_some() {
             return Err("syslog sinks take --address, not --url".into());
         }
-    } else {
-        let u = c.url.as_deref().ok_or("HTTP sinks need --url")?;
-        if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() < 10 {
-            return Err("--url must be an http:// or https:// URL".into());
+        if !secrets.is_empty() {
+            return Err(format!("{} sinks take no secret", kind.as_str()));
         }
+    } else {
+        let u = secrets.url.as_deref().ok_or("HTTP sinks need --url")?;
         if c.address.is_some() {
             return Err("HTTP sinks take --url, not --address".into());
         }
-    }
-    if kind.needs_secret() != has_secret {
-        return Err(if has_secret {
-            format!("{} sinks take no secret", kind.as_str())
-        } else {
-            format!(
+        let origin = Origin::of(u).map_err(|_| "--url must be an http:// or https:// URL")?;
+        if let Some(why) = ward_core::egress::secret_in_url(u) {
+            return Err(format!("--url {why}"));
+        }
+        if origin.scheme != "https" && !is_loopback_host(&origin.host) {
+            return Err("--url must be https:// (plain http:// only to this machine)".into());
+        }
+        if c.endpoint.as_deref() != Some(origin.to_string().as_str()) {
+            return Err("the sink's endpoint must be its URL's scheme, host and port".into());
+        }
+        if secrets.token.is_none() {
+            return Err(format!(
                 "{} sinks need a secret (--secret-file or --secret-stdin)",
                 kind.as_str()
-            )
-        });
+            ));
+        }
+        if secrets.basic_user.is_some() != secrets.basic_password.is_some() {
+            return Err(
+                "Basic credentials need both --basic-user and --basic-password-file".into(),
+            );
+        }
+    }
+    for v in [&secrets.token, &secrets.basic_user, &secrets.basic_password]
+        .into_iter()
+        .flatten()
+    {
+        if v.is_empty() || v.len() > 4096 || v.chars().any(char::is_control) {
+            return Err(
+                "each secret must be 1 to 4096 characters without control characters".into(),
+            );
+        }
+    }
+    if secrets
+        .basic_user
+        .as_deref()
+        .is_some_and(|u| u.contains(':'))
+    {
+        return Err("--basic-user must not contain ':' (RFC 7617)".into());
     }
     if matches!(kind, SinkKind::SyslogUdp | SinkKind::SyslogTcp)
         && (c.ca_file.is_some() || c.server_name.is_some())
@@ -230,14 +361,14 @@ enum Connection {
     Udp(UdpSocket),
     Tcp(TcpStream),
     Tls(Box<TlsStream>),
-    Http(reqwest::Client),
+    Http(EgressHttp),
 }
 
 /// One sink's delivery state in this process.
 struct SinkRunner {
     kind: SinkKind,
     config: SinkConfig,
-    secret: Option<Zeroizing<Vec<u8>>>,
+    secrets: SinkSecrets,
     connection: Connection,
     attempt: u32,
     next_attempt: Instant,
@@ -266,42 +397,44 @@ fn tls_client_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, 
 }
 
 impl SinkRunner {
-    async fn connect(&mut self, timeout: Duration) -> Result<(), String> {
+    /// The full URL of an HTTP sink (sealed; only the request carries it).
+    fn url(&self) -> Result<Zeroizing<String>, String> {
+        self.secrets
+            .url
+            .clone()
+            .ok_or_else(|| "the sink has no URL".to_owned())
+    }
+
+    /// Opens the sink's connection through the egress edge (policy checked after
+    /// resolution, on the address connected to).
+    async fn connect(&mut self, egress: &Egress, timeout: Duration) -> Result<(), String> {
         if !matches!(self.connection, Connection::None) {
             return Ok(());
         }
         let address = self.config.address.clone().unwrap_or_default();
-        let connect_tcp = || async {
-            tokio::time::timeout(timeout, TcpStream::connect(&address))
-                .await
-                .map_err(|_| format!("connecting to {address} timed out"))?
-                .map_err(|e| format!("cannot connect to {address}: {e}"))
-        };
+        let (host, port) = split_host_port(&address);
         self.connection = match self.kind {
-            SinkKind::SyslogUdp => {
-                let s = UdpSocket::bind(if address.starts_with('[') {
-                    "[::]:0"
-                } else {
-                    "0.0.0.0:0"
-                })
-                .await
-                .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-                s.connect(&address)
+            SinkKind::SyslogUdp => Connection::Udp(
+                egress
+                    .connect_udp(&host, port)
                     .await
-                    .map_err(|e| format!("cannot reach {address}: {e}"))?;
-                Connection::Udp(s)
-            }
-            SinkKind::SyslogTcp => Connection::Tcp(connect_tcp().await?),
+                    .map_err(|e| e.to_string())?,
+            ),
+            SinkKind::SyslogTcp => Connection::Tcp(
+                egress
+                    .connect_tcp(&host, port, timeout)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
             SinkKind::SyslogTls => {
                 let config = tls_client_config(self.config.ca_file.as_ref())?;
-                let host = self.config.server_name.clone().unwrap_or_else(|| {
-                    address.rsplit_once(':').map_or(address.clone(), |(h, _)| {
-                        h.trim_matches(['[', ']']).to_owned()
-                    })
-                });
-                let name = rustls::pki_types::ServerName::try_from(host.clone())
-                    .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
-                let tcp = connect_tcp().await?;
+                let name_text = self.config.server_name.clone().unwrap_or(host.clone());
+                let name = rustls::pki_types::ServerName::try_from(name_text.clone())
+                    .map_err(|_| format!("{name_text:?} is not a valid TLS server name"))?;
+                let tcp = egress
+                    .connect_tcp(&host, port, timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let tls = tokio::time::timeout(
                     timeout,
                     tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
@@ -312,19 +445,23 @@ impl SinkRunner {
                 Connection::Tls(Box::new(tls))
             }
             SinkKind::SplunkHec | SinkKind::Webhook => {
-                let mut b = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(30))
-                    .connect_timeout(timeout)
-                    .redirect(reqwest::redirect::Policy::none());
-                if self
-                    .config
-                    .url
-                    .as_deref()
-                    .is_some_and(|u| u.starts_with("https://"))
-                {
-                    b = b.use_preconfigured_tls(tls_client_config(self.config.ca_file.as_ref())?);
-                }
-                Connection::Http(b.build().map_err(|e| format!("HTTP client: {e}"))?)
+                let url = self.url()?;
+                let tls = if url.starts_with("https://") {
+                    Some(tls_client_config(self.config.ca_file.as_ref())?)
+                } else {
+                    None
+                };
+                let options = HttpOptions {
+                    connect_timeout: timeout,
+                    timeout: Duration::from_secs(30),
+                    tls,
+                };
+                Connection::Http(
+                    egress
+                        .http_client(&url, options)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
             }
         };
         Ok(())
@@ -348,6 +485,7 @@ impl SinkRunner {
     /// Delivers one batch; an error leaves nothing acknowledged.
     async fn deliver(
         &mut self,
+        egress: &Egress,
         batch: &[(u64, StoredAuditEvent)],
         hostname: &str,
         now: Timestamp,
@@ -360,7 +498,7 @@ impl SinkRunner {
         if self.receiver_closed().await {
             self.connection = Connection::None;
         }
-        self.connect(timeout).await?;
+        self.connect(egress, timeout).await?;
         let result = match &mut self.connection {
             Connection::None => Err("not connected".to_owned()),
             Connection::Udp(s) => {
@@ -397,12 +535,24 @@ impl SinkRunner {
                     .map_err(|e| format!("write failed: {e}"))
             }
             Connection::Http(client) => {
-                let url = self.config.url.clone().unwrap_or_default();
+                let url = self.secrets.url.clone().unwrap_or_default();
                 let secret = self
-                    .secret
+                    .secrets
+                    .token
                     .as_ref()
-                    .map(|s| s.as_slice())
+                    .map(|s| s.as_bytes())
                     .unwrap_or_default();
+                let post = |client: &EgressHttp| {
+                    let mut r = client
+                        .request(reqwest::Method::POST, &url)
+                        .map_err(|e| e.to_string())?;
+                    if let (Some(u), Some(p)) =
+                        (&self.secrets.basic_user, &self.secrets.basic_password)
+                    {
+                        r = r.basic_auth(u.as_str(), Some(p.as_str()));
+                    }
+                    Ok::<_, String>(r)
+                };
                 let request = match self.kind {
                     SinkKind::SplunkHec => {
                         // HEC takes concatenated event objects in one body.
@@ -421,8 +571,7 @@ impl SinkRunner {
                                 .to_string(),
                             );
                         }
-                        client
-                            .post(&url)
+                        post(client)?
                             .header(
                                 "authorization",
                                 format!("Splunk {}", String::from_utf8_lossy(secret)),
@@ -444,8 +593,7 @@ impl SinkRunner {
                             "events": events,
                         })
                         .to_string();
-                        client
-                            .post(&url)
+                        post(client)?
                             .header("content-type", "application/json")
                             .header(
                                 "x-ward-signature",
@@ -514,35 +662,77 @@ impl ForwarderKeys {
     }
 }
 
-/// Opens a sink's sealed secret.
-pub fn open_sink_secret(
+/// The settings-key context of a sink's sealed bytes.
+pub fn sink_secret_context(s: &StoredSink, master_version: u32) -> SettingsContext<'_> {
+    SettingsContext {
+        owner_kind: "audit_sink",
+        owner_id: &s.id,
+        field: sink_secret_field(s),
+        master_version,
+    }
+}
+
+/// Opens a sink's sealed secrets (also used by `ward keys verify`). An older row's
+/// raw token and plaintext URL come back in the same shape.
+pub fn open_sink_secrets(
     keys: &ForwarderKeys,
     s: &StoredSink,
-) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
-    match (&s.secret, s.secret_master_version) {
-        (None, _) => Ok(None),
-        (Some(sealed), Some(v)) => keys
-            .for_version(v)
-            .ok_or_else(|| format!("the secret of sink {} is sealed under master version {v}, which is not configured", s.name))?
-            .open(
-                sealed,
-                SettingsContext {
-                    owner_kind: "audit_sink",
-                    owner_id: &s.id,
-                    field: "secret",
-                    master_version: v,
-                },
+) -> Result<Option<SinkSecrets>, String> {
+    let legacy_url = || {
+        serde_json::from_str::<SinkConfig>(&s.config)
+            .ok()
+            .and_then(|c| c.url)
+            .map(Zeroizing::new)
+    };
+    let (sealed, v) = match (&s.secret, s.secret_master_version) {
+        (None, _) => {
+            return Ok(legacy_url().map(|url| SinkSecrets {
+                url: Some(url),
+                ..Default::default()
+            }));
+        }
+        (Some(sealed), Some(v)) => (sealed, v),
+        (Some(_), None) => {
+            return Err(format!(
+                "the secret of sink {} has no master version",
+                s.name
+            ));
+        }
+    };
+    let plain = keys
+        .for_version(v)
+        .ok_or_else(|| {
+            format!(
+                "the secret of sink {} is sealed under master version {v}, which is not configured",
+                s.name
             )
-            .map(Some)
-            .map_err(|_| format!("the secret of sink {} does not open under this master secret", s.name)),
-        (Some(_), None) => Err(format!("the secret of sink {} has no master version", s.name)),
+        })?
+        .open(sealed, sink_secret_context(s, v))
+        .map_err(|_| {
+            format!(
+                "the secret of sink {} does not open under this master secret",
+                s.name
+            )
+        })?;
+    let unreadable = || format!("the sealed secret of sink {} is not readable", s.name);
+    if sink_secret_field(s) == "secret" {
+        let token = String::from_utf8(plain.to_vec()).map_err(|_| unreadable())?;
+        return Ok(Some(SinkSecrets {
+            url: legacy_url(),
+            token: Some(Zeroizing::new(token)),
+            ..Default::default()
+        }));
     }
+    serde_json::from_slice(&plain)
+        .map(Some)
+        .map_err(|_| unreadable())
 }
 
 /// The background job in `ward serve`: one forwarder across instances (lease).
 pub async fn run_forever(
     store: Store,
     keys: Arc<ForwarderKeys>,
+    egress: Egress,
     clock: Arc<dyn crate::Clock>,
     rng: Arc<dyn SecureRandom>,
     settings: ForwarderSettings,
@@ -563,6 +753,7 @@ pub async fn run_forever(
                 let pass = Pass {
                     store: &store,
                     keys: &keys,
+                    egress: &egress,
                     clock: &*clock,
                     rng: &*rng,
                     settings: &settings,
@@ -586,6 +777,7 @@ pub async fn run_forever(
 struct Pass<'a> {
     store: &'a Store,
     keys: &'a ForwarderKeys,
+    egress: &'a Egress,
     clock: &'a dyn crate::Clock,
     rng: &'a dyn SecureRandom,
     settings: &'a ForwarderSettings,
@@ -601,6 +793,7 @@ async fn forward_once(
     let Pass {
         store,
         keys,
+        egress,
         clock,
         rng,
         settings,
@@ -642,7 +835,7 @@ async fn forward_once(
                 .collect();
             let now = clock.now();
             match runner
-                .deliver(&batch, hostname, now, settings.connect_timeout)
+                .deliver(egress, &batch, hostname, now, settings.connect_timeout)
                 .await
             {
                 Ok(()) => {
@@ -732,7 +925,7 @@ fn build_runner(keys: &ForwarderKeys, sink: &StoredSink) -> Result<SinkRunner, S
     Ok(SinkRunner {
         kind,
         config,
-        secret: open_sink_secret(keys, sink)?,
+        secrets: open_sink_secrets(keys, sink)?.unwrap_or_default(),
         connection: Connection::None,
         attempt: 0,
         next_attempt: Instant::now(),
@@ -809,34 +1002,66 @@ mod tests {
 
     #[test]
     fn sink_settings_are_checked() {
-        let c = |address: Option<&str>, url: Option<&str>| SinkConfig {
-            address: address.map(str::to_owned),
-            url: url.map(str::to_owned),
-            ca_file: None,
-            server_name: None,
-            batch_size: 100,
+        // `check(kind, address, url, token)`: `Ok` or the refusal.
+        let check = |kind: SinkKind, address: Option<&str>, url: Option<&str>, token: bool| {
+            let endpoint = url.and_then(|u| Origin::of(u).ok()).map(|o| o.to_string());
+            let c = SinkConfig {
+                address: address.map(str::to_owned),
+                endpoint,
+                url: None,
+                ca_file: None,
+                server_name: None,
+                batch_size: 100,
+            };
+            let secrets = SinkSecrets {
+                url: url.map(|u| Zeroizing::new(u.to_owned())),
+                token: token.then(|| Zeroizing::new("t0ken".to_owned())),
+                ..Default::default()
+            };
+            check_sink(kind, &c, &secrets)
         };
-        assert!(check_sink(SinkKind::SyslogTcp, &c(Some("127.0.0.1:514"), None), false).is_ok());
-        assert!(check_sink(SinkKind::SyslogTcp, &c(Some("127.0.0.1"), None), false).is_err());
-        assert!(check_sink(SinkKind::SyslogTcp, &c(Some("h:0"), None), false).is_err());
-        assert!(check_sink(SinkKind::SyslogTcp, &c(None, Some("http://x")), false).is_err());
-        assert!(
-            check_sink(
-                SinkKind::Webhook,
-                &c(None, Some("https://siem.example/hook")),
-                true
-            )
-            .is_ok()
-        );
-        assert!(
-            check_sink(
-                SinkKind::Webhook,
-                &c(None, Some("https://siem.example/hook")),
-                false
-            )
-            .is_err()
-        );
-        assert!(check_sink(SinkKind::SplunkHec, &c(None, Some("ftp://x.example")), true).is_err());
-        assert!(check_sink(SinkKind::SyslogUdp, &c(Some("h:514"), None), true).is_err());
+        use SinkKind::*;
+        assert!(check(SyslogTcp, Some("127.0.0.1:514"), None, false).is_ok());
+        assert!(check(SyslogTcp, Some("127.0.0.1"), None, false).is_err());
+        assert!(check(SyslogTcp, Some("h:0"), None, false).is_err());
+        assert!(check(SyslogTcp, None, Some("http://x"), false).is_err());
+        assert!(check(Webhook, None, Some("https://siem.example/hook"), true).is_ok());
+        assert!(check(Webhook, None, Some("https://siem.example/hook"), false).is_err());
+        assert!(check(SplunkHec, None, Some("ftp://x.example"), true).is_err());
+        assert!(check(SyslogUdp, Some("h:514"), None, true).is_err());
+        // Plain http only to this machine.
+        assert!(check(Webhook, None, Some("http://127.0.0.1:9/hook"), true).is_ok());
+        assert!(check(Webhook, None, Some("http://localhost:9/hook"), true).is_ok());
+        assert!(check(Webhook, None, Some("http://[::1]:9/hook"), true).is_ok());
+        let e = check(Webhook, None, Some("http://siem.example/hook"), true).expect_err("http");
+        assert!(e.contains("https"), "{e}");
+        // Credentials and secret-looking parameters are refused, never echoed.
+        let e = check(
+            Webhook,
+            None,
+            Some("https://admin:S3cretPw@siem.example/"),
+            true,
+        )
+        .expect_err("userinfo");
+        assert!(e.contains("credentials") && !e.contains("S3cretPw"), "{e}");
+        let e = check(
+            SplunkHec,
+            None,
+            Some("https://siem.example/?token=S3cret"),
+            true,
+        )
+        .expect_err("query");
+        assert!(!e.contains("S3cret"), "{e}");
+    }
+
+    #[test]
+    fn secrets_debug_redacted() {
+        let s = SinkSecrets {
+            url: Some(Zeroizing::new("https://h/hooks/T0/S3cret".to_owned())),
+            token: Some(Zeroizing::new("tok3n".to_owned())),
+            ..Default::default()
+        };
+        let d = format!("{s:?}");
+        assert!(!d.contains("S3cret") && !d.contains("tok3n"), "{d}");
     }
 }

@@ -89,6 +89,39 @@ pub(crate) async fn begin<S: serde::Serialize>(
     Ok(ceremony_cookie(state, &c.id))
 }
 
+/// Starts a ceremony for an unauthenticated caller, at most `max_open` open at
+/// once per source address: 429 beyond that, and nothing stored.
+pub(crate) async fn begin_bounded<S: serde::Serialize>(
+    state: &AppState,
+    kind: CeremonyKind,
+    client_ip: std::net::IpAddr,
+    max_open: i64,
+    server_half: &S,
+) -> Result<HeaderValue, ApiError> {
+    let now = state.now();
+    let c = Ceremony {
+        id: CeremonyId::from_random(state.random_id_bytes()?),
+        kind,
+        session_id: None,
+        user_id: None,
+        state: serde_json::to_string(server_half).map_err(|_| ApiError::internal())?,
+        created_at: now,
+        expires_at: now.plus_seconds(CEREMONY_TTL_SECS),
+    };
+    if !state
+        .store()
+        .create_ceremony_bounded(&c, &client_ip.to_string(), max_open)
+        .await?
+    {
+        return Err(ApiError::too_many(
+            "rate_limited",
+            "too many sign-ins in progress from this address; finish one or wait a few minutes",
+            60,
+        ));
+    }
+    Ok(ceremony_cookie(state, &c.id))
+}
+
 /// Takes the ceremony this browser started; it is gone afterwards either way. A
 /// missing, used or expired one is refused and audited (a replayed response
 /// lands here: its challenge was consumed by the first use).

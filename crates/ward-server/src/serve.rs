@@ -57,6 +57,7 @@ pub async fn serve(
     let forwarder = tokio::spawn(crate::forwarding::run_forever(
         state.store().clone(),
         state.keys.forwarding.clone(),
+        state.egress.clone(),
         state.clock.clone(),
         state.rng.clone(),
         state.settings.audit_forwarding,

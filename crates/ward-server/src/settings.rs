@@ -39,6 +39,8 @@ pub struct ServerSettings {
     pub web_authn: WebAuthnSettings,
     /// How recent a sign-in or re-authentication must be for sensitive actions.
     pub reauth: ward_core::mfa::ReauthWindow,
+    /// Which addresses outbound connections may reach (`egress.allow`).
+    pub egress: ward_core::egress::EgressPolicy,
 }
 
 /// The WebAuthn relying party. A passkey registered for one RP id cannot be used
@@ -105,12 +107,35 @@ pub struct RateLimitSettings {
     pub login_per_minute: u32,
 }
 
-/// Lock-out after repeated failed sign-ins.
+/// How failed password sign-ins are slowed down (`ward_core::throttle`): growing
+/// delays per (account, source), a ceiling of consecutive failures per account,
+/// and a failure budget per client address.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginThrottleSettings {
-    pub max_failures_per_account: u32,
+    /// Failures from one source on one account before delays (1 s, 2 s, 4 s…).
+    pub free_failures_per_source: u32,
+    /// The longest of those delays.
+    pub max_delay_secs: i64,
+    /// Consecutive failures from all sources that lock an account's password
+    /// sign-in (a passkey sign-in still works and ends the lock).
+    pub account_lock_failures: u32,
+    pub account_lock_secs: i64,
+    /// Failures per client address within `window_secs`, across all accounts.
     pub max_failures_per_ip: u32,
     pub window_secs: i64,
+}
+
+impl LoginThrottleSettings {
+    /// The pure policy these settings describe.
+    pub fn policy(&self) -> ward_core::throttle::SignInPolicy {
+        ward_core::throttle::SignInPolicy {
+            free_failures_per_source: self.free_failures_per_source,
+            max_delay_secs: self.max_delay_secs,
+            account_lock_failures: self.account_lock_failures,
+            account_lock_secs: self.account_lock_secs,
+            ..ward_core::throttle::SignInPolicy::default()
+        }
+    }
 }
 
 impl Default for ServerSettings {
@@ -131,6 +156,7 @@ impl Default for ServerSettings {
             public_url: "http://localhost:8080".to_owned(),
             web_authn: WebAuthnSettings::default(),
             reauth: ward_core::mfa::ReauthWindow::default(),
+            egress: ward_core::egress::EgressPolicy::default(),
         }
     }
 }
@@ -154,10 +180,15 @@ impl Default for RateLimitSettings {
 
 impl Default for LoginThrottleSettings {
     fn default() -> Self {
-        // OWASP Authentication Cheat Sheet: lock out after a small number of
-        // failures, for a limited time, per account; a larger budget per IP.
+        // The pure policy's defaults (OWASP: slow down rather than lock; NIST SP
+        // 800-63B §5.2.2: at most 100 consecutive failures per account); a larger
+        // budget per client address.
+        let p = ward_core::throttle::SignInPolicy::default();
         Self {
-            max_failures_per_account: 5,
+            free_failures_per_source: p.free_failures_per_source,
+            max_delay_secs: p.max_delay_secs,
+            account_lock_failures: p.account_lock_failures,
+            account_lock_secs: p.account_lock_secs,
             max_failures_per_ip: 50,
             window_secs: 15 * 60,
         }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use ward_core::Timestamp;
-use ward_core::throttle::{FailureThrottle, ThrottlePolicy};
+use ward_core::throttle::{FailureThrottle, SignInThrottle, ThrottlePolicy};
 use ward_crypto::{ApiTokenHasher, PasswordHashing, SecureRandom, SessionSealer};
 use ward_store::Store;
 
@@ -73,7 +73,8 @@ pub struct Inner {
     pub(crate) hash_permits: Semaphore,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: Arc<dyn SecureRandom>,
-    pub(crate) account_failures: Mutex<FailureThrottle>,
+    /// Password failures per (account, source) and per account.
+    pub(crate) sign_in_failures: Mutex<SignInThrottle>,
     pub(crate) ip_failures: Mutex<FailureThrottle>,
     pub(crate) request_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub(crate) login_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -83,8 +84,11 @@ pub struct Inner {
     /// The WebAuthn relying party; `None` when its configuration is unusable
     /// (then passkey routes answer 503 and say why in the log).
     pub(crate) webauthn: Option<webauthn_rs::Webauthn>,
-    /// For identity providers (discovery, keys, code exchange); no redirects.
-    pub(crate) oidc_http: reqwest::Client,
+    /// Every outbound connection goes through this (identity providers, SIEMs,
+    /// sinks): the egress policy checks each address after resolution.
+    pub(crate) egress: crate::egress::Egress,
+    /// Identity providers' discovery documents and key sets, for a few minutes.
+    pub(crate) oidc_discovery: crate::sso_discovery::DiscoveryCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -130,15 +134,17 @@ impl AppState {
         };
         Self(Arc::new(Inner {
             webauthn,
-            oidc_http: crate::sso::http_client(),
+            egress: crate::egress::Egress::new(settings.egress.clone()),
+            oidc_discovery: Default::default(),
             sessions: crate::session_lookup::SessionLookup::spawn(store.clone()),
             store,
             hash_permits: Semaphore::new(settings.password_hash_concurrency.max(1)),
-            account_failures: Mutex::new(FailureThrottle::new(ThrottlePolicy {
-                max_failures: lt.max_failures_per_account,
-                window_secs: lt.window_secs,
-                max_keys: THROTTLE_MAX_KEYS,
-            })),
+            sign_in_failures: Mutex::new(SignInThrottle::new(
+                ward_core::throttle::SignInPolicy {
+                    max_keys: THROTTLE_MAX_KEYS,
+                    ..lt.policy()
+                },
+            )),
             ip_failures: Mutex::new(FailureThrottle::new(ThrottlePolicy {
                 max_failures: lt.max_failures_per_ip,
                 window_secs: lt.window_secs,

@@ -443,6 +443,10 @@ pub struct UpdateConnectionRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionTestResult {
     pub reachable: bool,
+    /// When not reachable: `refused_by_policy`, `dns_failed`, `unreachable` or
+    /// `invalid_destination`. A closed, filtered or silent port is `unreachable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub detail: String,
 }
 

@@ -74,6 +74,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0010_identity_binding.sqlite.sql"),
         postgres: include_str!("migrations/0010_identity_binding.postgres.sql"),
     },
+    Migration {
+        version: 11,
+        name: "sso_ceremony_source",
+        sqlite: include_str!("migrations/0011_sso_ceremony_source.sqlite.sql"),
+        postgres: include_str!("migrations/0011_sso_ceremony_source.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

@@ -259,6 +259,70 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a ceremony started by `client_ip` unless that address already has
+    /// `max_open` unexpired ceremonies of the same kind (false then, nothing
+    /// stored); expired ones are cleared out first. The count and the insert share
+    /// a transaction, so on SQLite the bound is exact; on PostgreSQL concurrent
+    /// starts from one address may pass it by a few.
+    pub async fn create_ceremony_bounded(
+        &self,
+        c: &Ceremony,
+        client_ip: &str,
+        max_open: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM auth_ceremonies WHERE expires_at < $1")
+            .bind(c.created_at.millis())
+            .execute(&mut *tx)
+            .await?;
+        let open: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM auth_ceremonies WHERE client_ip = $1 AND kind = $2",
+        )
+        .bind(client_ip.to_owned())
+        .bind(c.kind.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if open >= max_open {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO auth_ceremonies (id, kind, session_id, user_id, state, created_at, expires_at, client_ip) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(c.id.as_str().to_owned())
+        .bind(c.kind.as_str())
+        .bind(c.session_id.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(c.user_id.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(c.state.clone())
+        .bind(c.created_at.millis())
+        .bind(c.expires_at.millis())
+        .bind(client_ip.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Unexpired ceremonies of `kind` started from `client_ip` (for tests and checks).
+    pub async fn open_ceremonies_from(
+        &self,
+        client_ip: &str,
+        kind: CeremonyKind,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM auth_ceremonies WHERE client_ip = $1 AND kind = $2 AND expires_at >= $3",
+        )
+        .bind(client_ip.to_owned())
+        .bind(kind.as_str())
+        .bind(now.millis())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?)
+    }
+
     /// Takes a ceremony: it is deleted whether or not it is then used, so a
     /// challenge answers at most once. Expired ones are `None`.
     pub async fn take_ceremony(

@@ -1,6 +1,7 @@
 //! `ward audit sink`: the operator adds, lists and removes forwarding sinks. A
-//! sink's secret (HEC token, webhook HMAC key) is sealed with the "settings"
-//! purpose key at once and never printed again.
+//! sink's URL and credentials (HEC token, webhook HMAC key, Basic credentials)
+//! are sealed with the "settings" purpose key at once and never printed again;
+//! listings and audit events show only scheme, host and port.
 
 use std::io::Read;
 
@@ -9,7 +10,8 @@ use serde_json::json;
 use ward_core::audit::actions;
 use ward_core::{Actor, AuditEvent};
 use ward_crypto::{OsRandom, SecureRandom, SettingsContext, SettingsKey};
-use ward_server::forwarding::{SinkConfig, SinkKind, check_sink};
+use ward_server::egress::Origin;
+use ward_server::forwarding::{SinkConfig, SinkKind, SinkSecrets, check_sink};
 use ward_store::{Conflict, StoreError, StoredSink};
 use zeroize::Zeroizing;
 
@@ -56,6 +58,8 @@ pub async fn run(inst: &Installation, cmd: SinkCommand) -> Result<()> {
             kind,
             address,
             url,
+            basic_user,
+            basic_password_file,
             ca_file,
             server_name,
             batch_size,
@@ -76,45 +80,70 @@ pub async fn run(inst: &Installation, cmd: SinkCommand) -> Result<()> {
             {
                 bail!("--ca-file: {} is not a readable file", f.display());
             }
+            // The URL is checked before anything else is read, and its refusal
+            // never repeats it (it may hold the very secret being refused).
+            let url = url.map(Zeroizing::new);
+            let endpoint = match url.as_deref() {
+                Some(u) => Some(
+                    Origin::of(u)
+                        .map_err(|_| anyhow!("--url must be an http:// or https:// URL"))?
+                        .to_string(),
+                ),
+                None => None,
+            };
             let config = SinkConfig {
                 address,
-                url,
+                endpoint,
+                url: None,
                 ca_file: ca_file.map(|f| std::fs::canonicalize(&f).unwrap_or(f)),
                 server_name,
                 batch_size,
             };
-            let secret = read_secret(secret_file.as_deref(), secret_stdin)?;
-            check_sink(kind, &config, secret.is_some()).map_err(|e| anyhow!(e))?;
+            let token = read_secret(secret_file.as_deref(), secret_stdin)?;
+            let basic_password = read_secret(basic_password_file.as_deref(), false)?;
+            let text = |b: Option<Zeroizing<Vec<u8>>>| -> Result<Option<Zeroizing<String>>> {
+                b.map(|b| {
+                    String::from_utf8(b.to_vec())
+                        .map(Zeroizing::new)
+                        .map_err(|_| anyhow!("secrets must be UTF-8 text"))
+                })
+                .transpose()
+            };
+            let secrets = SinkSecrets {
+                url,
+                token: text(token)?,
+                basic_user: basic_user.map(Zeroizing::new),
+                basic_password: text(basic_password)?,
+            };
+            check_sink(kind, &config, &secrets).map_err(|e| anyhow!(e))?;
             let mut id = [0u8; 16];
             OsRandom.fill(&mut id).map_err(|e| anyhow!("{e}"))?;
             let id = ward_core::EventId::from_random(id).as_str().to_owned();
-            let sealed = match &secret {
-                Some(s) => Some(
+            let sealed = if secrets.is_empty() {
+                None
+            } else {
+                let plain = Zeroizing::new(serde_json::to_vec(&secrets)?);
+                Some(
                     SettingsKey::derive(&inst.master, &inst.salt)
                         .seal(
-                            s,
+                            &plain,
                             SettingsContext {
                                 owner_kind: "audit_sink",
                                 owner_id: &id,
-                                field: "secret",
+                                field: "credentials",
                                 master_version: inst.master_version,
                             },
                             &OsRandom,
                         )
                         .map_err(|e| anyhow!("sealing the secret: {e}"))?,
-                ),
-                None => None,
+                )
             };
             let start = if from_now {
                 inst.store.audit_tree_size().await?
             } else {
                 0
             };
-            let target = config
-                .address
-                .clone()
-                .or(config.url.clone())
-                .unwrap_or_default();
+            let target = config.target();
             let sink = StoredSink {
                 id: id.clone(),
                 name: name.clone(),
@@ -147,7 +176,7 @@ pub async fn run(inst: &Installation, cmd: SinkCommand) -> Result<()> {
             let size = inst.store.audit_tree_size().await?;
             for s in inst.store.list_audit_sinks().await? {
                 let config: SinkConfig = serde_json::from_str(&s.config)?;
-                let target = config.address.or(config.url).unwrap_or_default();
+                let target = config.target();
                 let status = match (&s.failing_since, &s.last_error) {
                     (Some(since), Some(err)) => {
                         format!("FAILING since {}: {err}", since.to_rfc3339())

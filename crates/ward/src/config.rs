@@ -78,6 +78,17 @@ pub struct Settings {
     /// to its host.
     pub public_url: Option<String>,
     pub passkeys: PasskeysSection,
+    pub egress: EgressSection,
+}
+
+/// Where outbound connections may go. Loopback, private, link-local, unique-local
+/// and cloud-metadata addresses are refused unless listed here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressSection {
+    /// Networks (`10.1.2.0/24`, `127.0.0.1`), `address:port` and `host:port`
+    /// (`siem.internal:8089`) Ward may connect to although they are internal.
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -212,6 +223,7 @@ impl Default for Settings {
             audit: AuditSection::default(),
             public_url: None,
             passkeys: PasskeysSection::default(),
+            egress: EgressSection::default(),
         }
     }
 }
@@ -312,6 +324,7 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| anyhow!("log_level: not a valid filter: {e}"))?;
         self.proxies()?;
+        self.egress_policy()?;
         for o in &self.trusted_origins {
             let ok = (o.starts_with("https://") || o.starts_with("http://"))
                 && o.split_once("://")
@@ -422,6 +435,11 @@ impl Settings {
             .collect()
     }
 
+    pub fn egress_policy(&self) -> Result<ward_core::egress::EgressPolicy> {
+        ward_core::egress::EgressPolicy::with_allow_list(&self.egress.allow)
+            .map_err(|e| anyhow!("egress.allow: {e}"))
+    }
+
     pub fn password_params(&self) -> Result<PasswordHashParams> {
         let ph = &self.password_hashing;
         let p = PasswordHashParams {
@@ -506,6 +524,7 @@ impl Settings {
             },
             trusted_origins: self.trusted_origins.clone(),
             trusted_proxies: self.proxies()?,
+            egress: self.egress_policy()?,
             session: SessionPolicy {
                 idle_timeout_secs: self.session.idle_timeout_minutes * 60,
                 absolute_timeout_secs: self.session.absolute_timeout_hours * 3600,
@@ -634,6 +653,19 @@ mod tests {
         assert_eq!(
             redact_url("sqlite://ward-data/ward.db"),
             "sqlite://ward-data/ward.db"
+        );
+    }
+
+    #[test]
+    fn egress_allow_entries_are_checked_at_start_up() {
+        let mut s = Settings::default();
+        s.egress.allow = vec!["10.1.2.0/24".into(), "siem.internal:8089".into()];
+        s.validate().expect("valid allow-list");
+        s.egress.allow.push("siem.internal".into());
+        let e = s.validate().expect_err("a host without a port");
+        assert!(
+            e.to_string().starts_with("egress.allow: \"siem.internal\""),
+            "{e}"
         );
     }
 

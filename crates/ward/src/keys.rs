@@ -295,10 +295,12 @@ async fn reseal_settings_secrets(
         if v == new_version {
             continue;
         }
+        // Older sinks seal a raw token as `secret`, newer ones a document as
+        // `credentials`; the field stays what it was.
         let ctx = |master_version| SettingsContext {
             owner_kind: "audit_sink",
             owner_id: &sink.id,
-            field: "secret",
+            field: ward_server::forwarding::sink_secret_field(&sink),
             master_version,
         };
         let secret = old_key.open(sealed, ctx(v)).map_err(|_| {
@@ -403,7 +405,7 @@ async fn verify(settings: &Settings, inst: &Installation) -> Result<()> {
     let forwarding = inst.keys().forwarding;
     let mut settings_ok = 0u64;
     for sink in inst.store.list_audit_sinks().await? {
-        match ward_server::forwarding::open_sink_secret(&forwarding, &sink) {
+        match ward_server::forwarding::open_sink_secrets(&forwarding, &sink) {
             Ok(Some(_)) => settings_ok += 1,
             Ok(None) => {}
             Err(e) => problems.push(e),

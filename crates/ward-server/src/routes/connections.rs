@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use serde_json::json;
 use ward_core::audit::actions;
 use ward_core::connection::{
-    Connection, ConnectionKind, Credentials, check_base_url, check_connection_name, host_and_port,
+    Connection, ConnectionKind, Credentials, check_base_url, check_connection_name,
+    credentials_bound_elsewhere, host_and_port,
 };
 use ward_core::{Permission, TenantId};
 use ward_crypto::FieldContext;
@@ -199,7 +200,19 @@ pub(crate) async fn update_connection(
         c.name = check_connection_name(n)?;
     }
     if let Some(u) = &req.base_url {
-        c.base_url = check_base_url(u)?;
+        let new_url = check_base_url(u)?;
+        // Stored credentials were given for one host; sending them to another
+        // needs someone who knows them to say so by entering them again.
+        if credentials_bound_elsewhere(&c.base_url, &new_url) && req.credentials.is_none() {
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "credentials_required",
+                "changing the connection's scheme, host or port needs its credentials in the same request",
+            );
+            e.field = Some("credentials".to_owned());
+            return Err(e);
+        }
+        c.base_url = new_url;
     }
     let now = state.now();
     let sealed = match &req.credentials {
@@ -271,8 +284,11 @@ pub(crate) async fn delete_connection(
     }
 }
 
-/// Check that the connection's host answers (a TCP connection within 5 seconds).
-/// Decrypts the credentials as a deployment would, and audits that use.
+/// Check that the connection's host answers (a TCP connection within 5 seconds,
+/// through the egress policy). The answer is reachable or not, with a reason class
+/// only: `refused_by_policy`, `dns_failed` or `unreachable` (refused, reset and
+/// timed out alike), so the test cannot map ports. Decrypts the credentials as a
+/// deployment would, and audits that use.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/test", tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = ConnectionTestResult), (status = 404, body = crate::Problem),
@@ -288,23 +304,40 @@ pub(crate) async fn test_connection(
     let c = find(&state, &principal.tenant_id, &id).await?;
     let creds = use_credentials(&state, &meta, &principal, &c, "connection_test").await?;
     drop(creds);
-    let Some((host, port)) = host_and_port(&c.base_url) else {
-        return Ok(Json(ConnectionTestResult {
-            reachable: false,
-            detail: "the base URL has no host".to_owned(),
-        }));
+    let attempt = match host_and_port(&c.base_url) {
+        Some((host, port)) => {
+            state
+                .egress
+                .connect_tcp(&host, port, Duration::from_secs(5))
+                .await
+        }
+        None => Err(crate::egress::EgressError::BadDestination(
+            "the base URL has no host",
+        )),
     };
-    let attempt = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await;
-    let (reachable, detail) = match attempt {
-        Ok(Ok(_)) => (true, format!("{host}:{port} accepted a connection")),
-        Ok(Err(e)) => (false, format!("{host}:{port}: {}", e.kind())),
-        Err(_) => (false, format!("{host}:{port}: timed out after 5 s")),
-    };
-    Ok(Json(ConnectionTestResult { reachable, detail }))
+    Ok(Json(match attempt {
+        Ok(_) => ConnectionTestResult {
+            reachable: true,
+            reason: None,
+            detail: "the host accepted a connection".to_owned(),
+        },
+        Err(e) => {
+            tracing::info!(connection = %c.id, error = %e, "connection test: not reachable");
+            ConnectionTestResult {
+                reachable: false,
+                reason: Some(e.class().to_owned()),
+                detail: match e.class() {
+                    "refused_by_policy" => {
+                        "this server may not connect to that address (egress policy)"
+                    }
+                    "dns_failed" => "the host name does not resolve",
+                    "invalid_destination" => "the base URL names no host to connect to",
+                    _ => "the host did not accept a connection",
+                }
+                .to_owned(),
+            }
+        }
+    }))
 }
 
 /// Decrypts a connection's credentials for use, recording the use in the audit

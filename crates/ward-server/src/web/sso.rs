@@ -84,6 +84,8 @@ async fn start_with(
             r.headers_mut().append(header::SET_COOKIE, cookie);
             r
         }
+        // A 429 stays a 429 (with Retry-After), so clients and tests can tell.
+        Err(e) if e.status == axum::http::StatusCode::TOO_MANY_REQUESTS => e.into_response(),
         Err(e) => to_login(e),
     }
 }

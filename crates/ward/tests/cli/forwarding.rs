@@ -327,6 +327,7 @@ async fn rsyslog_receives_every_event_over_tcp_and_tls(backend: Backend) {
         &[
             ("WARD_AUDIT__SINK_ALERT_AFTER_SECONDS", "1"),
             ("WARD_AUDIT__SINK_MAX_BACKOFF_SECONDS", "1"),
+            ("WARD_EGRESS__ALLOW", "[\"127.0.0.1/32\"]"),
         ],
     );
     let http = http_client();
@@ -404,4 +405,122 @@ async fn rsyslog_receives_every_event_over_tcp_and_tls(backend: Backend) {
     assert!(one_line_error(&out).contains("no sink named"));
 }
 
-ward_store::on_both_backends!(rsyslog_receives_every_event_over_tcp_and_tls);
+ward_store::on_both_backends!(
+    rsyslog_receives_every_event_over_tcp_and_tls,
+    sink_urls_and_credentials_stay_sealed
+);
+
+/// Every text column of the audit trail and the sinks table, as stored.
+async fn stored_text(env: &Env) -> String {
+    let url = match &env.db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}/ward.db", env.data_dir().display()),
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+    let mut all = String::new();
+    for sql in [
+        "SELECT action || ' ' || details AS t FROM audit_events",
+        "SELECT name || ' ' || config || ' ' || COALESCE(last_error, '') AS t FROM audit_sinks",
+    ] {
+        let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&pool).await.expect("read");
+        for (t,) in rows {
+            all.push_str(&t);
+            all.push('\n');
+        }
+    }
+    let sealed: Vec<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT secret FROM audit_sinks")
+        .fetch_all(&pool)
+        .await
+        .expect("secrets");
+    for b in sealed.into_iter().filter_map(|(b,)| b) {
+        all.push_str(&String::from_utf8_lossy(&b));
+    }
+    pool.close().await;
+    all
+}
+
+/// The attacker's side of issue 15 item 4: a URL with a password, a token in the
+/// query string or plain http to another host is refused with one line, exit
+/// non-zero, nothing stored; an accepted sink's URL path and credentials are
+/// sealed, and the trail, the table and the listing show scheme, host and port
+/// only. Before the fix the first URL was accepted and its password written into
+/// the immutable `audit.sink_created` event.
+async fn sink_urls_and_credentials_stay_sealed(backend: Backend) {
+    let env = Env::new(backend).await;
+    acme_with_admin(&env);
+    let key = env.dir.path.join("hmac.key");
+    std::fs::write(&key, "hmac-key-Kq93-do-not-leak").expect("key");
+    let key = key.to_str().expect("utf-8").to_owned();
+    for (url, reason) in [
+        ("http://admin:S3cretPw@siem.example/hook", "credentials"),
+        ("https://admin:S3cretPw@siem.example/hook", "credentials"),
+        ("https://siem.example/hook?token=S3cretTok", "query string"),
+        (
+            "https://siem.example/hook?X-Api-Key=S3cretTok",
+            "query string",
+        ),
+        ("http://siem.example/hook", "https"),
+        ("http://10.0.0.1:8088/hook", "https"),
+    ] {
+        let out = env.run(&[
+            "audit",
+            "sink",
+            "add",
+            "--name",
+            "bad",
+            "--kind",
+            "webhook",
+            "--url",
+            url,
+            "--secret-file",
+            &key,
+        ]);
+        let line = one_line_error(&out);
+        assert!(line.contains(reason), "{url}: {line}");
+        assert!(!line.contains("S3cret"), "{line}");
+    }
+    assert_eq!(ok(&env.run(&["audit", "sink", "list"])), "");
+
+    let password = env.dir.path.join("basic.pw");
+    std::fs::write(&password, "basic-pw-Zx81-do-not-leak").expect("pw");
+    let out = ok(&env.run(&[
+        "audit",
+        "sink",
+        "add",
+        "--name",
+        "chat",
+        "--kind",
+        "webhook",
+        "--url",
+        "https://hooks.example/services/T000/B000/PathSecretXyz",
+        "--secret-file",
+        &key,
+        "--basic-user",
+        "soc-forwarder",
+        "--basic-password-file",
+        password.to_str().expect("utf-8"),
+    ]));
+    assert!(out.contains("https://hooks.example:443"), "{out}");
+    let list = ok(&env.run(&["audit", "sink", "list"]));
+    assert!(list.contains("https://hooks.example:443"), "{list}");
+    let stored = stored_text(&env).await;
+    assert!(stored.contains("audit.sink_created"), "{stored}");
+    for secret in [
+        "S3cret",
+        "PathSecretXyz",
+        "/services/",
+        "hmac-key-Kq93",
+        "basic-pw-Zx81",
+        "soc-forwarder",
+    ] {
+        assert!(
+            !out.contains(secret) && !list.contains(secret),
+            "{secret} shown"
+        );
+        assert!(!stored.contains(secret), "{secret} stored in the clear");
+    }
+    // The sealed document opens under the master secret (as the forwarder opens it).
+    let verify = ok(&env.run(&["keys", "verify"]));
+    assert!(verify.contains("1 settings secret(s)"), "{verify}");
+}
