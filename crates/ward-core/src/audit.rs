@@ -19,6 +19,12 @@ pub mod actions {
     pub const AUTH_LOGIN: &str = "auth.login";
     pub const AUTH_LOGIN_FAILED: &str = "auth.login_failed";
     pub const AUTH_LOGOUT: &str = "auth.logout";
+    /// One source's failures on one account reached the point where delays start.
+    pub const AUTH_SIGN_IN_THROTTLED: &str = "auth.sign_in_throttled";
+    /// An account reached the ceiling of consecutive failures: password sign-in locked.
+    pub const AUTH_PASSWORD_LOCKED: &str = "auth.password_locked";
+    /// A passkey sign-in or a password reset ended a password lock.
+    pub const AUTH_PASSWORD_UNLOCKED: &str = "auth.password_unlocked";
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const TOKEN_CREATED: &str = "token.created";
     pub const TOKEN_REVOKED: &str = "token.revoked";
@@ -84,6 +90,9 @@ pub mod actions {
         AUTH_LOGIN,
         AUTH_LOGIN_FAILED,
         AUTH_LOGOUT,
+        AUTH_SIGN_IN_THROTTLED,
+        AUTH_PASSWORD_LOCKED,
+        AUTH_PASSWORD_UNLOCKED,
         SESSION_REVOKED,
         TOKEN_CREATED,
         TOKEN_REVOKED,

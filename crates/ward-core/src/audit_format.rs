@@ -71,7 +71,10 @@ pub fn ocsf_class(action: &str) -> (u32, &'static str, u32, &'static str) {
         | "auth.reauthenticated"
         | "auth.reauth_failed"
         | "passkey.used"
-        | "passkey.rejected" => (AUTHENTICATION, 1, "Logon"),
+        | "passkey.rejected"
+        | "auth.sign_in_throttled" => (AUTHENTICATION, 1, "Logon"),
+        "auth.password_locked" => (ACCOUNT_CHANGE, 9, "Lock"),
+        "auth.password_unlocked" => (ACCOUNT_CHANGE, 99, "Other"),
         "passkey.registered" => (ACCOUNT_CHANGE, 10, "MFA Factor Enable"),
         "passkey.removed" => (ACCOUNT_CHANGE, 11, "MFA Factor Disable"),
         "auth.logout" | "session.revoked" | "user.sessions_revoked" => {

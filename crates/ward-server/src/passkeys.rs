@@ -618,7 +618,47 @@ pub(crate) async fn finish_assertion(
         )
         .await);
     }
+    if session.is_some() {
+        unlock_password_sign_in(state, meta, &user).await?;
+    }
     Ok(Asserted { user, session })
+}
+
+/// A passkey sign-in proves the owner is back: a password lock that guessers
+/// caused on the account ends (`ward_core::throttle`), and the trail says so.
+async fn unlock_password_sign_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &User,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let was_locked = {
+        let mut throttle = state
+            .sign_in_failures
+            .lock()
+            .map_err(|_| ApiError::internal())?;
+        let locked = throttle.is_locked(user.email.as_str(), now);
+        throttle.clear_account(user.email.as_str());
+        locked
+    };
+    if was_locked {
+        let actor = Actor {
+            kind: ward_core::audit::ActorKind::User,
+            id: Some(user.id.to_string()),
+            label: user.email.as_str().to_owned(),
+        };
+        let e = event(
+            state,
+            meta,
+            Some(&user.tenant_id),
+            actor,
+            actions::AUTH_PASSWORD_UNLOCKED,
+        )?
+        .target("user", user.id.to_string())
+        .details(json!({ "by": "passkey" }));
+        state.store().record_audit(&e).await?;
+    }
+    Ok(())
 }
 
 /// A new session for a user who has just proven who they are.

@@ -180,7 +180,17 @@ pub struct RateLimitSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginThrottleSection {
-    pub max_failures_per_account: u32,
+    /// Wrong passwords from one source on one account before delays (1 s, 2 s,
+    /// 4 s…) start. `max_failures_per_account`, which locked the account for
+    /// everyone, is still read as this key.
+    #[serde(alias = "max_failures_per_account")]
+    pub free_failures_per_source: u32,
+    /// The longest delay between two attempts from one source on one account.
+    pub max_delay_seconds: i64,
+    /// Consecutive wrong passwords from all sources that lock an account's
+    /// password sign-in (NIST SP 800-63B §5.2.2: at most 100).
+    pub account_lock_failures: u32,
+    pub account_lock_minutes: i64,
     pub max_failures_per_ip: u32,
     pub window_minutes: i64,
 }
@@ -254,7 +264,10 @@ impl Default for LoginThrottleSection {
     fn default() -> Self {
         let l = LoginThrottleSettings::default();
         Self {
-            max_failures_per_account: l.max_failures_per_account,
+            free_failures_per_source: l.free_failures_per_source,
+            max_delay_seconds: l.max_delay_secs,
+            account_lock_failures: l.account_lock_failures,
+            account_lock_minutes: l.account_lock_secs / 60,
             max_failures_per_ip: l.max_failures_per_ip,
             window_minutes: l.window_secs / 60,
         }
@@ -385,8 +398,20 @@ impl Settings {
             _ => bail!("tls.cert and tls.key: set both or neither"),
         }
         let l = &self.login_throttle;
-        if l.max_failures_per_account == 0 || l.max_failures_per_ip == 0 || l.window_minutes < 1 {
+        if l.free_failures_per_source == 0 || l.max_failures_per_ip == 0 || l.window_minutes < 1 {
             bail!("login_throttle: failures must be at least 1 and window_minutes at least 1");
+        }
+        if !(1..=86_400).contains(&l.max_delay_seconds) {
+            bail!("login_throttle.max_delay_seconds: must be between 1 and 86400");
+        }
+        if !(1..=100).contains(&l.account_lock_failures) {
+            bail!(
+                "login_throttle.account_lock_failures: must be between 1 and 100 \
+                 (NIST SP 800-63B §5.2.2 allows at most 100)"
+            );
+        }
+        if !(1..=7 * 24 * 60).contains(&l.account_lock_minutes) {
+            bail!("login_throttle.account_lock_minutes: must be between 1 and 10080");
         }
         let km = &self.key_maintenance;
         if !(1..=10_000).contains(&km.batch_size) {
@@ -537,7 +562,10 @@ impl Settings {
                 login_per_minute: self.rate_limit.login_per_minute,
             },
             login_throttle: LoginThrottleSettings {
-                max_failures_per_account: self.login_throttle.max_failures_per_account,
+                free_failures_per_source: self.login_throttle.free_failures_per_source,
+                max_delay_secs: self.login_throttle.max_delay_seconds,
+                account_lock_failures: self.login_throttle.account_lock_failures,
+                account_lock_secs: self.login_throttle.account_lock_minutes * 60,
                 max_failures_per_ip: self.login_throttle.max_failures_per_ip,
                 window_secs: self.login_throttle.window_minutes * 60,
             },

@@ -6,11 +6,12 @@ use axum::http::StatusCode;
 use serde_json::json;
 use ward_core::audit::actions;
 use ward_core::password_policy::check_new_password;
+use ward_core::throttle::{Attempt, Source};
 use ward_core::{Email, Permission};
 use ward_crypto::PhcString;
 use zeroize::Zeroizing;
 
-use super::auth::{check_password, hash_off_runtime};
+use super::auth::{SignInRefusal, audit_escalations, check_password, hash_off_runtime};
 use super::event;
 use crate::extract::{ApiJson, AuthVia, Principal, RequestMeta};
 use crate::views::{ChangePasswordRequest, MeView, UserView};
@@ -123,17 +124,22 @@ pub(crate) async fn checked_current_password(
     failure_action: &'static str,
 ) -> Result<bool, ApiError> {
     let account_key = principal.email.to_lowercase();
+    let source = Source::of(meta.client_ip);
     let now = state.now();
-    let locked = {
-        let mut accounts = state
-            .account_failures
+    let (locked, escalations) = {
+        let mut pairs = state
+            .sign_in_failures
             .lock()
             .map_err(|_| ApiError::internal())?;
-        let locked = accounts.retry_after(&account_key, now);
-        if locked.is_none() {
-            accounts.record_failure(&account_key, now);
+        match pairs.check(&account_key, source, now) {
+            Attempt::Allowed => (None, pairs.record_failure(&account_key, source, now)),
+            Attempt::SourceDelayed { retry_after_secs } => {
+                (Some(SignInRefusal::Throttled(retry_after_secs)), Vec::new())
+            }
+            Attempt::AccountLocked { retry_after_secs } => {
+                (Some(SignInRefusal::PasswordLocked(retry_after_secs)), Vec::new())
+            }
         }
-        locked
     };
     let refused = |reason: &str| -> Result<_, ApiError> {
         Ok(event(
@@ -147,26 +153,31 @@ pub(crate) async fn checked_current_password(
         .failed()
         .details(json!({ "reason": reason })))
     };
-    if let Some(secs) = locked {
-        state.store().record_audit(&refused("throttled")?).await?;
-        return Err(ApiError::too_many(
-            "login_throttled",
-            "too many wrong passwords; try again later",
-            u64::try_from(secs).unwrap_or(60),
-        ));
+    if let Some(refusal) = locked {
+        state.store().record_audit(&refused(refusal.reason())?).await?;
+        return Err(refusal.into_error());
     }
     let correct = check_password(state, password, stored).await?;
     if correct {
         state
-            .account_failures
+            .sign_in_failures
             .lock()
             .map_err(|_| ApiError::internal())?
-            .forgive_one(&account_key);
+            .record_success(&account_key, source);
     } else {
         state
             .store()
             .record_audit(&refused("wrong_current_password")?)
             .await?;
+        audit_escalations(
+            state,
+            meta,
+            Some((&principal.tenant_id, &principal.user_id)),
+            &principal.email,
+            source,
+            &escalations,
+        )
+        .await?;
     }
     Ok(correct)
 }

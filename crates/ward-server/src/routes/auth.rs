@@ -9,6 +9,7 @@ use ward_core::audit::actions;
 use ward_core::mfa::AuthMethod;
 use ward_core::passkey::CeremonyKind;
 use ward_core::session::Session;
+use ward_core::throttle::{Attempt, Escalation, Source};
 use ward_core::user::User;
 use ward_core::{Actor, Email};
 use ward_crypto::{PasswordVerification, PhcString};
@@ -90,25 +91,35 @@ pub(crate) async fn sign_in_with_password(
     let audit_email = Email::parse(email)
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|_| "<not an email address>".to_owned());
+    let source = Source::of(meta.client_ip);
     // Check and count the attempt in one step, before the (slow) password check,
     // so concurrent attempts cannot all slip under the limit. A success takes its
-    // count back below.
-    let locked = {
-        let mut accounts = state
-            .account_failures
+    // count back below; what the count escalated is audited once the password
+    // has turned out wrong.
+    let (refusal, escalations) = {
+        let mut pairs = state
+            .sign_in_failures
             .lock()
             .map_err(|_| ApiError::internal())?;
         let mut ips = state.ip_failures.lock().map_err(|_| ApiError::internal())?;
-        let locked = accounts
-            .retry_after(&account_key, now)
-            .or_else(|| ips.retry_after(&ip_key, now));
-        if locked.is_none() {
-            accounts.record_failure(&account_key, now);
+        let refusal = match pairs.check(&account_key, source, now) {
+            Attempt::AccountLocked { retry_after_secs } => {
+                Some(SignInRefusal::PasswordLocked(retry_after_secs))
+            }
+            Attempt::SourceDelayed { retry_after_secs } => {
+                Some(SignInRefusal::Throttled(retry_after_secs))
+            }
+            Attempt::Allowed => ips.retry_after(&ip_key, now).map(SignInRefusal::Throttled),
+        };
+        let escalations = if refusal.is_none() {
             ips.record_failure(&ip_key, now);
-        }
-        locked
+            pairs.record_failure(&account_key, source, now)
+        } else {
+            Vec::new()
+        };
+        (refusal, escalations)
     };
-    if let Some(secs) = locked {
+    if let Some(refusal) = refusal {
         let e = event(
             state,
             meta,
@@ -117,14 +128,10 @@ pub(crate) async fn sign_in_with_password(
             actions::AUTH_LOGIN_FAILED,
         )?
         .failed()
-        .details(json!({ "email": audit_email, "reason": "throttled" }));
+        .details(json!({ "email": audit_email, "reason": refusal.reason() }));
         state.store().record_audit(&e).await?;
         crate::metrics::record_login("throttled");
-        return Err(ApiError::too_many(
-            "login_throttled",
-            "too many failed sign-ins; try again later",
-            u64::try_from(secs).unwrap_or(60),
-        ));
+        return Err(refusal.into_error());
     }
 
     let creds = match Email::parse(email) {
@@ -159,6 +166,15 @@ pub(crate) async fn sign_in_with_password(
             e = e.target("user", c.user.id.to_string());
         }
         state.store().record_audit(&e).await?;
+        audit_escalations(
+            state,
+            meta,
+            creds.as_ref().map(|c| (&c.user.tenant_id, &c.user.id)),
+            &audit_email,
+            source,
+            &escalations,
+        )
+        .await?;
         crate::metrics::record_login("failure");
         return Err(ApiError::unauthenticated(
             "invalid_credentials",
@@ -173,10 +189,10 @@ pub(crate) async fn sign_in_with_password(
     };
     let user = creds.user;
     state
-        .account_failures
+        .sign_in_failures
         .lock()
         .map_err(|_| ApiError::internal())?
-        .record_success(&account_key);
+        .record_success(&account_key, source);
     state
         .ip_failures
         .lock()
@@ -214,6 +230,88 @@ pub(crate) async fn sign_in_with_password(
         .await?;
     crate::metrics::record_login("success");
     Ok(PasswordSignIn::Complete { user, session })
+}
+
+/// Why a password attempt was refused before its password was checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SignInRefusal {
+    /// This source waits out a delay on this account, or the address is over
+    /// its budget: 429 `login_throttled`.
+    Throttled(i64),
+    /// The account's password sign-in is locked: 429 `password_locked`.
+    PasswordLocked(i64),
+}
+
+impl SignInRefusal {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::Throttled(_) => "throttled",
+            Self::PasswordLocked(_) => "password_locked",
+        }
+    }
+
+    pub(crate) fn into_error(self) -> ApiError {
+        match self {
+            Self::Throttled(secs) => ApiError::too_many(
+                "login_throttled",
+                "too many failed sign-ins from here; try again after the delay",
+                u64::try_from(secs.max(1)).unwrap_or(60),
+            ),
+            Self::PasswordLocked(secs) => ApiError::too_many(
+                "password_locked",
+                "password sign-in for this account is locked after too many failed \
+                 attempts; sign in with a passkey, ask an Admin to reset the password, \
+                 or try again later",
+                u64::try_from(secs.max(1)).unwrap_or(60),
+            ),
+        }
+    }
+}
+
+/// Audits what a failure escalated: a source's delays starting
+/// (`auth.sign_in_throttled`) or the account's password lock
+/// (`auth.password_locked`).
+pub(crate) async fn audit_escalations(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: Option<(&ward_core::TenantId, &ward_core::UserId)>,
+    email: &str,
+    source: Source,
+    escalations: &[Escalation],
+) -> Result<(), ApiError> {
+    for esc in escalations {
+        let (action, details) = match *esc {
+            Escalation::SourceThrottled {
+                failures,
+                delay_secs,
+            } => (
+                actions::AUTH_SIGN_IN_THROTTLED,
+                json!({ "email": email, "source": source.to_string(),
+                        "failures": failures, "delay_secs": delay_secs }),
+            ),
+            Escalation::AccountLocked {
+                failures,
+                lock_secs,
+            } => (
+                actions::AUTH_PASSWORD_LOCKED,
+                json!({ "email": email, "failures": failures, "lock_secs": lock_secs }),
+            ),
+        };
+        let mut e = event(
+            state,
+            meta,
+            user.map(|(tenant, _)| tenant),
+            Actor::anonymous(),
+            action,
+        )?
+        .failed()
+        .details(details);
+        if let Some((_, id)) = user {
+            e = e.target("user", id.to_string());
+        }
+        state.store().record_audit(&e).await?;
+    }
+    Ok(())
 }
 
 /// The session cookie and the sign-in response for a new session.

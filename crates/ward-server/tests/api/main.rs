@@ -12,6 +12,7 @@ mod harness;
 mod hostile_input;
 mod identity_attacks;
 mod input;
+mod lockout;
 mod oidc;
 mod passkeys;
 mod rule_reviews;

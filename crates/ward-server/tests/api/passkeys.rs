@@ -20,7 +20,7 @@ on_both_backends!(
 );
 
 /// The `name=value` of the cookie a response sets, by name prefix.
-fn set_cookie(r: &Response, name: &str) -> String {
+pub(crate) fn set_cookie(r: &Response, name: &str) -> String {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -34,7 +34,7 @@ fn cookies(parts: &[&str]) -> Auth {
     Auth::Cookie(parts.join("; "))
 }
 
-fn cookie_of(auth: &Auth) -> String {
+pub(crate) fn cookie_of(auth: &Auth) -> String {
     match auth {
         Auth::Cookie(c) => c.clone(),
         _ => panic!("not a cookie session"),
@@ -46,7 +46,7 @@ async fn post(app: &TestApp, path: &str, auth: &Auth, body: Value) -> Response {
 }
 
 /// Registers `key` on the signed-in `session` cookie; returns the passkey's id.
-async fn register(app: &TestApp, session: &str, key: &mut SoftAuthenticator) -> String {
+pub(crate) async fn register(app: &TestApp, session: &str, key: &mut SoftAuthenticator) -> String {
     let r = post(
         app,
         "/api/v1/passkeys/registration",
@@ -77,7 +77,7 @@ async fn register(app: &TestApp, session: &str, key: &mut SoftAuthenticator) -> 
 
 /// Starts a ceremony at `start` and answers it with `key`; returns the finish
 /// response.
-async fn assert_with(
+pub(crate) async fn assert_with(
     app: &TestApp,
     start: &str,
     finish: &str,
