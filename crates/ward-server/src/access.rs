@@ -12,6 +12,9 @@ pub enum Access {
     Public,
     /// A signed-in principal holding this permission.
     Requires(Permission),
+    /// Only the bearer token of the `metrics` scope (`metrics.token_file`): the
+    /// instance's metrics name every company, so no company role reads them.
+    MetricsToken,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +40,7 @@ const fn route(
     }
 }
 
-use Access::{Public, Requires};
+use Access::{MetricsToken, Public, Requires};
 use Permission as P;
 
 pub const ROUTES: &[RouteAccess] = &[
@@ -444,8 +447,8 @@ pub const ROUTES: &[RouteAccess] = &[
     route(
         "GET",
         "/metrics",
-        Public,
-        "restrict at the network edge if needed",
+        MetricsToken,
+        "instance-wide; or without a token on `metrics.listen`, a separate address to firewall",
     ),
     route("GET", "/openapi.json", Public, ""),
 ];
@@ -482,6 +485,7 @@ pub fn render_permissions_doc() -> String {
     for r in ROUTES {
         let (req, marks) = match r.access {
             Public => ("public".to_owned(), ["yes", "yes", "yes"]),
+            MetricsToken => ("the `metrics` token".to_owned(), ["—", "—", "—"]),
             Requires(p) => {
                 let m = |role: Role| if role.allows(p) { "yes" } else { "—" };
                 (

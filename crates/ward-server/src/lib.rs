@@ -17,7 +17,7 @@ mod clock;
 mod extract;
 pub mod forwarding;
 pub mod keyring;
-mod metrics;
+pub mod metrics;
 mod middleware;
 mod passkeys;
 mod path_guard;

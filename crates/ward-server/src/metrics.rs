@@ -25,3 +25,79 @@ pub(crate) fn record_request(method: &str, route: &str, status: u16, seconds: f6
 pub(crate) fn record_login(outcome: &'static str) {
     metrics::counter!("ward_logins_total", "outcome" => outcome).increment(1);
 }
+
+/// The bearer token Prometheus presents for `GET /metrics` on the main listener.
+/// Metrics are the whole instance's (they carry every company's ids), so this
+/// is the operator's credential (`metrics.token_file`), not a company's API
+/// token. Only its SHA-256 digest is kept; `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    /// Shortest accepted token: 128 bits as hex or base64 is 22–32 characters.
+    pub const MIN_LEN: usize = 32;
+
+    pub fn from_secret(secret: &str) -> Option<Self> {
+        use sha2::Digest;
+        let secret = secret.trim();
+        (secret.len() >= Self::MIN_LEN)
+            .then(|| Self(sha2::Sha256::digest(secret.as_bytes()).into()))
+    }
+
+    /// Constant-time comparison of digests, so timing tells nothing about the token.
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let d: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
+        bool::from(d.ct_eq(&self.0))
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken([redacted])")
+    }
+}
+
+/// The Prometheus text exposition of every metric.
+pub(crate) fn exposition() -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let body = handle().map(|h| h.render()).unwrap_or_default();
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+/// Serves `GET /metrics` alone, without authentication, on its own listener
+/// (`metrics.listen`): for a scrape network that only Prometheus reaches.
+/// Everything else answers 404.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(|| async { exposition() }))
+        .fallback(|| async { crate::ApiError::not_found() });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MetricsToken;
+
+    #[test]
+    fn tokens_are_compared_by_digest_and_never_printed() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let t = MetricsToken::from_secret(secret).expect("long enough");
+        assert!(t.matches(secret));
+        assert!(!t.matches("0123456789abcdef0123456789abcdeX"));
+        assert!(!format!("{t:?}").contains("0123"));
+        assert!(MetricsToken::from_secret("short").is_none());
+    }
+}

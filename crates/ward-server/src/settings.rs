@@ -41,6 +41,9 @@ pub struct ServerSettings {
     pub reauth: ward_core::mfa::ReauthWindow,
     /// Which addresses outbound connections may reach (`egress.allow`).
     pub egress: ward_core::egress::EgressPolicy,
+    /// The bearer token of the `metrics` scope (`metrics.token_file`); `None`:
+    /// `GET /metrics` on the main listener answers 403 to everyone.
+    pub metrics_token: Option<crate::metrics::MetricsToken>,
 }
 
 /// The WebAuthn relying party. A passkey registered for one RP id cannot be used
@@ -157,6 +160,7 @@ impl Default for ServerSettings {
             web_authn: WebAuthnSettings::default(),
             reauth: ward_core::mfa::ReauthWindow::default(),
             egress: ward_core::egress::EgressPolicy::default(),
+            metrics_token: None,
         }
     }
 }

@@ -117,7 +117,23 @@ async fn serve(settings: &Settings) -> Result<()> {
         database = inst.store.backend().as_str(),
         "Ward is listening"
     );
+    let metrics = match settings.metrics_listen_addr()? {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics.listen: cannot listen on {addr}"))?;
+            tracing::info!(address = %format!("http://{}", l.local_addr()?), "metrics are served");
+            Some(tokio::spawn(ward_server::metrics::serve_metrics(
+                l,
+                shutdown_signal(),
+            )))
+        }
+        None => None,
+    };
     ward_server::serve(state, listener, shutdown_signal()).await?;
+    if let Some(m) = metrics {
+        m.abort();
+    }
     inst.store.close().await;
     tracing::info!("Ward stopped");
     Ok(())

@@ -79,6 +79,7 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub passkeys: PasskeysSection,
     pub egress: EgressSection,
+    pub metrics: MetricsSection,
 }
 
 /// Where outbound connections may go. Loopback, private, link-local, unique-local
@@ -89,6 +90,20 @@ pub struct EgressSection {
     /// Networks (`10.1.2.0/24`, `127.0.0.1`), `address:port` and `host:port`
     /// (`siem.internal:8089`) Ward may connect to although they are internal.
     pub allow: Vec<String>,
+}
+
+/// Who reads `/metrics`. The metrics are the whole instance's and carry every
+/// company's ids, so they are never public.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// A second address serving only `GET /metrics`, without a token, in plain
+    /// HTTP (`127.0.0.1:9464`). Firewall it so that only Prometheus reaches it.
+    pub listen: Option<String>,
+    /// A file holding the bearer token of the `metrics` scope, which the main
+    /// listener's `GET /metrics` requires (at least 32 characters; generate it
+    /// with `openssl rand -hex 32`). Unset: the main listener refuses everyone.
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -234,6 +249,7 @@ impl Default for Settings {
             public_url: None,
             passkeys: PasskeysSection::default(),
             egress: EgressSection::default(),
+            metrics: MetricsSection::default(),
         }
     }
 }
@@ -440,6 +456,37 @@ impl Settings {
         Ok(())
     }
 
+    /// The metrics-only listener's address, if one is configured.
+    pub fn metrics_listen_addr(&self) -> Result<Option<SocketAddr>> {
+        self.metrics
+            .listen
+            .as_deref()
+            .map(|l| {
+                l.parse().map_err(|_| {
+                    anyhow!("metrics.listen: {l:?} is not an address like 127.0.0.1:9464")
+                })
+            })
+            .transpose()
+    }
+
+    /// The metrics token read from `metrics.token_file`. The file's content is
+    /// never echoed in an error.
+    fn metrics_token(&self) -> Result<Option<ward_server::metrics::MetricsToken>> {
+        let Some(path) = &self.metrics.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("metrics.token_file: cannot read {}", path.display()))?;
+        let token = ward_server::metrics::MetricsToken::from_secret(&text).ok_or_else(|| {
+            anyhow!(
+                "metrics.token_file: the token in {} is shorter than {} characters",
+                path.display(),
+                ward_server::metrics::MetricsToken::MIN_LEN
+            )
+        })?;
+        Ok(Some(token))
+    }
+
     pub fn listen_addr(&self) -> Result<SocketAddr> {
         self.listen.parse().map_err(|_| {
             anyhow!(
@@ -550,6 +597,7 @@ impl Settings {
             trusted_origins: self.trusted_origins.clone(),
             trusted_proxies: self.proxies()?,
             egress: self.egress_policy()?,
+            metrics_token: self.metrics_token()?,
             session: SessionPolicy {
                 idle_timeout_secs: self.session.idle_timeout_minutes * 60,
                 absolute_timeout_secs: self.session.absolute_timeout_hours * 3600,

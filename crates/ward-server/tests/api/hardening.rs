@@ -242,7 +242,11 @@ async fn rate_limit_answers_429(backend: ward_store::Backend) {
 }
 
 async fn health_ready_metrics(backend: ward_store::Backend) {
-    let app = spawn_app(backend).await;
+    let token = "prometheus-scrape-token-0123456789abcdef";
+    let app = spawn_app_with(backend, |s| {
+        s.metrics_token = ward_server::metrics::MetricsToken::from_secret(token);
+    })
+    .await;
     assert_eq!(
         app.get("/healthz", &Auth::None).await.status(),
         StatusCode::OK
@@ -255,7 +259,7 @@ async fn health_ready_metrics(backend: ward_store::Backend) {
         .expect("json");
     assert_eq!(ready["status"], "ready");
     let metrics = app
-        .get("/metrics", &Auth::None)
+        .get("/metrics", &Auth::Bearer(token.to_owned()))
         .await
         .text()
         .await

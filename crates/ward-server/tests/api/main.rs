@@ -13,6 +13,7 @@ mod hostile_input;
 mod identity_attacks;
 mod input;
 mod lockout;
+mod metrics_access;
 mod oidc;
 mod passkeys;
 mod rule_reviews;
