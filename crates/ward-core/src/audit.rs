@@ -23,7 +23,7 @@ pub mod actions {
     pub const AUTH_SIGN_IN_THROTTLED: &str = "auth.sign_in_throttled";
     /// An account reached the ceiling of consecutive failures: password sign-in locked.
     pub const AUTH_PASSWORD_LOCKED: &str = "auth.password_locked";
-    /// A passkey sign-in or a password reset ended a password lock.
+    /// A passkey sign-in ended a password lock.
     pub const AUTH_PASSWORD_UNLOCKED: &str = "auth.password_unlocked";
     pub const SESSION_REVOKED: &str = "session.revoked";
     pub const TOKEN_CREATED: &str = "token.created";
