@@ -154,6 +154,30 @@ pub const ROUTES: &[RouteAccess] = &[
     ),
     route(
         "GET",
+        "/api/v1/company/domains",
+        Requires(P::ManageSettings),
+        "own company only",
+    ),
+    route(
+        "POST",
+        "/api/v1/company/domains",
+        Requires(P::ManageSettings),
+        "sensitive: recent re-authentication (with MFA where required) or a sensitive token",
+    ),
+    route(
+        "DELETE",
+        "/api/v1/company/domains/{domain}",
+        Requires(P::ManageSettings),
+        "own company only; sensitive",
+    ),
+    route(
+        "POST",
+        "/api/v1/company/domains/{domain}/verify",
+        Requires(P::ManageSettings),
+        "own company only; sensitive; a DNS TXT lookup through the configured resolver",
+    ),
+    route(
+        "GET",
         "/api/v1/me/sso-links",
         Requires(P::ReadOwnAccount),
         "own account only",

@@ -12,6 +12,7 @@ pub mod audit_log;
 pub mod audit_verify;
 pub mod audit_verify_parallel;
 pub mod client_ip;
+pub mod domain_verify;
 pub mod egress;
 mod clock;
 mod extract;

@@ -39,6 +39,9 @@ pub struct ServerSettings {
     pub web_authn: WebAuthnSettings,
     /// How recent a sign-in or re-authentication must be for sensitive actions.
     pub reauth: ward_core::mfa::ReauthWindow,
+    /// The DNS server domain verification asks for TXT records (`dns.resolver`,
+    /// `ip:port`); `None`: the system's (`/etc/resolv.conf`).
+    pub dns_resolver: Option<std::net::SocketAddr>,
     /// Which addresses outbound connections may reach (`egress.allow`).
     pub egress: ward_core::egress::EgressPolicy,
     /// The bearer token of the `metrics` scope (`metrics.token_file`); `None`:
@@ -159,6 +162,7 @@ impl Default for ServerSettings {
             public_url: "http://localhost:8080".to_owned(),
             web_authn: WebAuthnSettings::default(),
             reauth: ward_core::mfa::ReauthWindow::default(),
+            dns_resolver: None,
             egress: ward_core::egress::EgressPolicy::default(),
             metrics_token: None,
         }

@@ -275,6 +275,41 @@ impl From<&ApiToken> for TokenView {
     }
 }
 
+/// One of the company's email domains.
+#[derive(Serialize, ToSchema)]
+pub struct DomainView {
+    pub domain: String,
+    pub verified: bool,
+    pub verified_at: Option<String>,
+    /// `operator` or `dns`.
+    pub verified_by: Option<String>,
+    /// The TXT record to publish at the domain to verify it.
+    pub txt_record: String,
+}
+
+impl From<&ward_store::DomainClaim> for DomainView {
+    fn from(c: &ward_store::DomainClaim) -> Self {
+        Self {
+            domain: c.domain.clone(),
+            verified: c.verified_at.is_some(),
+            verified_at: c.verified_at.map(|t| t.to_rfc3339()),
+            verified_by: c.verified_by.clone(),
+            txt_record: ward_core::domain::verification_record(&c.token),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainList {
+    pub domains: Vec<DomainView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimDomainRequest {
+    pub domain: String,
+}
+
 /// One of the caller's links to an identity provider.
 #[derive(Serialize, ToSchema)]
 pub struct SsoLinkView {

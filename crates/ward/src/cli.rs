@@ -285,11 +285,15 @@ pub enum DomainCommand {
         tenant: String,
         domain: String,
     },
-    /// Verify a domain as the instance operator (claims it first if needed).
+    /// Verify a domain: as the instance operator (claims it first if needed),
+    /// or with --dns by the TXT record `add` printed (through `dns.resolver`).
     Verify {
         #[arg(long)]
         tenant: String,
         domain: String,
+        /// Require the DNS TXT record instead of the operator's word.
+        #[arg(long)]
+        dns: bool,
     },
     /// Remove a claim.
     Remove {
@@ -321,10 +325,23 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// Disable a user; revokes their sessions.
+    /// Disable a user; revokes their sessions and API tokens.
     Disable {
         #[arg(long)]
         email: String,
+    },
+    /// Link an account to an identity provider's subject (`sub`), so the
+    /// provider signs them in; for accounts whose owners cannot link themselves.
+    /// Audited and shown to every Admin of the company.
+    LinkSso {
+        #[arg(long)]
+        email: String,
+        /// The provider's name or id in the user's company.
+        #[arg(long)]
+        provider: String,
+        /// The provider's stable subject identifier for this person.
+        #[arg(long)]
+        subject: String,
     },
 }
 

@@ -55,7 +55,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Tenant(cmd) => {
             let inst = bootstrap::open(&settings).await?;
-            tenant(&inst, cmd).await
+            tenant(&settings, &inst, cmd).await
         }
         Command::User(cmd) => {
             let inst = bootstrap::open(&settings).await?;
@@ -182,7 +182,7 @@ fn event(tenant: Option<&TenantId>, action: &'static str) -> Result<AuditEvent> 
     ))
 }
 
-async fn tenant(inst: &Installation, cmd: TenantCommand) -> Result<()> {
+async fn tenant(settings: &Settings, inst: &Installation, cmd: TenantCommand) -> Result<()> {
     match cmd {
         TenantCommand::Create { name, slug } => {
             let name = check_tenant_name(&name)?;
@@ -212,7 +212,7 @@ async fn tenant(inst: &Installation, cmd: TenantCommand) -> Result<()> {
             }
             Ok(())
         }
-        TenantCommand::Domain(cmd) => domain(inst, cmd).await,
+        TenantCommand::Domain(cmd) => domain(settings, inst, cmd).await,
     }
 }
 
@@ -248,7 +248,7 @@ async fn claim_domain(inst: &Installation, t: &Tenant, domain: &str) -> Result<D
     }
 }
 
-async fn domain(inst: &Installation, cmd: DomainCommand) -> Result<()> {
+async fn domain(settings: &Settings, inst: &Installation, cmd: DomainCommand) -> Result<()> {
     match cmd {
         DomainCommand::Add { tenant, domain } => {
             let t = find_company(inst, &tenant).await?;
@@ -261,19 +261,48 @@ async fn domain(inst: &Installation, cmd: DomainCommand) -> Result<()> {
             );
             Ok(())
         }
-        DomainCommand::Verify { tenant, domain } => {
+        DomainCommand::Verify {
+            tenant,
+            domain,
+            dns,
+        } => {
             let t = find_company(inst, &tenant).await?;
             let domain = check_domain(&domain)?;
             let claims = inst.store.domain_claims(&t.id).await?;
-            if !claims.iter().any(|c| c.domain == domain) {
-                claim_domain(inst, &t, &domain).await?;
-            }
+            let claim = match claims.into_iter().find(|c| c.domain == domain) {
+                Some(c) => c,
+                None if dns => bail!(
+                    "{} has no claim on {domain}: run `ward tenant domain add` and publish its TXT record first",
+                    t.slug
+                ),
+                None => claim_domain(inst, &t, &domain).await?,
+            };
+            let method = if dns {
+                let records =
+                    ward_server::domain_verify::txt_records(settings.dns.resolver, &domain)
+                        .await
+                        .unwrap_or_default();
+                if !ward_core::domain::txt_proves(&records, &claim.token) {
+                    let e = event(Some(&t.id), actions::DOMAIN_VERIFICATION_FAILED)?
+                        .failed()
+                        .target("domain", domain.clone())
+                        .details(json!({ "domain": domain, "reason": "no matching TXT record" }));
+                    inst.store.record_audit(&e).await?;
+                    bail!(
+                        "no TXT record at {domain} carries {}",
+                        verification_record(&claim.token)
+                    );
+                }
+                "dns"
+            } else {
+                "operator"
+            };
             let e = event(Some(&t.id), actions::DOMAIN_VERIFIED)?
                 .target("domain", domain.clone())
-                .details(json!({ "domain": domain, "method": "operator" }));
+                .details(json!({ "domain": domain, "method": method }));
             match inst
                 .store
-                .verify_domain_claim(&t.id, &domain, bootstrap::now(), "operator", &e)
+                .verify_domain_claim(&t.id, &domain, bootstrap::now(), method, &e)
                 .await
             {
                 Ok(true) => {
@@ -484,6 +513,58 @@ async fn user(settings: &Settings, inst: &Installation, cmd: UserCommand) -> Res
                         "refusing to disable the company's last enabled Admin; create another Admin first"
                     )
                 }
+            }
+        }
+        UserCommand::LinkSso {
+            email,
+            provider,
+            subject,
+        } => {
+            let email = Email::parse(&email)?;
+            let u = inst
+                .store
+                .find_user_by_email(&email)
+                .await?
+                .ok_or_else(|| anyhow!("no user with email {}", email.as_str()))?
+                .user;
+            let subject = subject.trim();
+            if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
+                bail!("--subject must be 1 to 255 characters without control characters");
+            }
+            let p = inst
+                .store
+                .list_sso_providers(Some(&u.tenant_id))
+                .await?
+                .into_iter()
+                .map(|p| p.provider)
+                .find(|p| p.name == provider || p.id.as_str() == provider)
+                .ok_or_else(|| anyhow!("the user's company has no provider {provider:?}"))?;
+            let identity = ward_store::ExternalIdentity {
+                provider_id: p.id.clone(),
+                subject: subject.to_owned(),
+                tenant_id: u.tenant_id.clone(),
+                user_id: u.id.clone(),
+                linked_by: "operator",
+                created_at: bootstrap::now(),
+            };
+            let e = event(Some(&u.tenant_id), actions::SSO_IDENTITY_LINKED)?
+                .target("user", u.id.to_string())
+                .details(json!({ "provider": p.name, "provider_id": p.id.to_string(),
+                    "subject": subject, "linked_by": "operator" }));
+            match inst.store.link_identity(&identity, &e).await {
+                Ok(()) => {
+                    println!(
+                        "linked {} to {} (subject {subject})",
+                        email.as_str(),
+                        p.name
+                    );
+                    Ok(())
+                }
+                Err(StoreError::Conflict(Conflict::IdentityLinked)) => bail!(
+                    "this subject is already linked to an account, or the account to {}",
+                    p.name
+                ),
+                Err(e) => Err(e.into()),
             }
         }
     }

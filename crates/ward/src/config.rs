@@ -80,6 +80,16 @@ pub struct Settings {
     pub passkeys: PasskeysSection,
     pub egress: EgressSection,
     pub metrics: MetricsSection,
+    pub dns: DnsSection,
+}
+
+/// Where email-domain verification looks TXT records up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// A DNS server as `ip:port` (e.g. `10.0.0.53:53`); default: the system's
+    /// resolvers (`/etc/resolv.conf`).
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 /// Where outbound connections may go. Loopback, private, link-local, unique-local
@@ -250,6 +260,7 @@ impl Default for Settings {
             passkeys: PasskeysSection::default(),
             egress: EgressSection::default(),
             metrics: MetricsSection::default(),
+            dns: DnsSection::default(),
         }
     }
 }
@@ -597,6 +608,7 @@ impl Settings {
             trusted_origins: self.trusted_origins.clone(),
             trusted_proxies: self.proxies()?,
             egress: self.egress_policy()?,
+            dns_resolver: self.dns.resolver,
             metrics_token: self.metrics_token()?,
             session: SessionPolicy {
                 idle_timeout_secs: self.session.idle_timeout_minutes * 60,

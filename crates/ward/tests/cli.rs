@@ -14,6 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_ward");
 
 #[path = "cli/audit_log.rs"]
 mod audit_log;
+#[path = "cli/domains.rs"]
+mod domains;
 #[path = "cli/forwarding.rs"]
 mod forwarding;
 #[path = "cli/rules.rs"]

@@ -11,6 +11,7 @@ pub(crate) mod rule_bundle;
 pub(crate) mod rule_reviews;
 pub(crate) mod rules;
 pub(crate) mod sessions;
+pub(crate) mod domains;
 pub(crate) mod sso;
 pub(crate) mod tokens;
 pub(crate) mod users;
@@ -39,6 +40,9 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sso::list_providers, sso::create_provider))
         .routes(routes!(sso::update_provider, sso::delete_provider))
         .routes(routes!(sso::list_links))
+        .routes(routes!(domains::list_domains, domains::claim_domain))
+        .routes(routes!(domains::remove_domain))
+        .routes(routes!(domains::verify_domain))
         .routes(routes!(sso::start_link, sso::unlink))
         .routes(routes!(rules::list_rules, rules::create_rule))
         .routes(routes!(rule_bundle::import_rules))

@@ -17,6 +17,7 @@ on_both_backends!(
     approvals_through_an_authors_provider_or_puppet_are_refused,
     tokens_need_the_sensitive_capability_and_die_with_their_owner,
     a_company_cannot_claim_another_companys_domain,
+    domains_are_verified_by_dns_txt_records,
 );
 
 /// The hostile provider listens on 127.0.0.1: allowed by the operator here.
@@ -479,4 +480,157 @@ async fn a_company_cannot_claim_another_companys_domain(backend: ward_store::Bac
         )
         .await;
     expect_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "email_unavailable").await;
+}
+
+/// The local DNS server (PyPI dnslib) serving the TXT records in `records`.
+struct DnsPeer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    records: std::path::PathBuf,
+}
+
+impl DnsPeer {
+    fn start() -> Self {
+        let name: String = crate::harness::random16()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let records = std::env::temp_dir().join(format!("ward-dns-{name}.json"));
+        std::fs::write(&records, "{}").expect("records");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/peers/dns_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&records)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (with `pip install dnslib`) runs the test DNS server");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+            panic!("the DNS server did not start (pip install dnslib): {line:?}")
+        });
+        DnsPeer {
+            child,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            records,
+        }
+    }
+
+    fn publish(&self, records: Value) {
+        std::fs::write(&self.records, records.to_string()).expect("records");
+    }
+}
+
+impl Drop for DnsPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.records);
+    }
+}
+
+/// Verification by DNS TXT record, against a real DNS server the test controls.
+async fn domains_are_verified_by_dns_txt_records(backend: ward_store::Backend) {
+    let dns = DnsPeer::start();
+    let addr = dns.addr;
+    let app = spawn_app_with(backend, |s| s.dns_resolver = Some(addr)).await;
+    let alpha = app.tenant("alpha").await;
+    let beta = app.tenant("beta").await;
+    let a = app.member(&alpha, "admin@alpha.example", Role::Admin).await;
+    let b = app.member(&beta, "admin@beta.example", Role::Admin).await;
+    let claim = |who: &Member| {
+        let auth = who.auth.clone();
+        let app = &app;
+        async move {
+            let r = app
+                .send_json(
+                    Method::POST,
+                    "/api/v1/company/domains",
+                    &auth,
+                    json!({"domain": "Alpha.Example"}),
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            r.json::<Value>().await.expect("json")["txt_record"]
+                .as_str()
+                .expect("record")
+                .to_owned()
+        }
+    };
+    let a_record = claim(&a).await;
+    let b_record = claim(&b).await;
+    assert!(a_record.starts_with("ward-verification="));
+    assert_ne!(a_record, b_record);
+    let verify = |who: &Member| {
+        let auth = who.auth.clone();
+        let app = &app;
+        async move {
+            app.send_json(
+                Method::POST,
+                "/api/v1/company/domains/alpha.example/verify",
+                &auth,
+                json!({}),
+            )
+            .await
+        }
+    };
+    // Nothing published, then only beta's token: alpha's claim stays unverified.
+    expect_problem(
+        verify(&a).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "domain_verification_failed",
+    )
+    .await;
+    dns.publish(json!({"alpha.example": ["v=spf1 -all", b_record.clone()]}));
+    expect_problem(
+        verify(&a).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "domain_verification_failed",
+    )
+    .await;
+    assert!(
+        app.store
+            .domain_owner("alpha.example")
+            .await
+            .expect("owner")
+            .is_none()
+    );
+    dns.publish(json!({"alpha.example": [a_record.clone(), b_record.clone()]}));
+    let r = verify(&a).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        (v["verified"].clone(), v["verified_by"].clone()),
+        (json!(true), json!("dns"))
+    );
+    // Beta's record is published too, but the domain is alpha's now.
+    expect_problem(verify(&b).await, StatusCode::CONFLICT, "domain_taken").await;
+    assert_eq!(
+        app.store
+            .domain_owner("alpha.example")
+            .await
+            .expect("owner"),
+        Some(alpha.clone())
+    );
+    let actions = app.audit_actions(&alpha).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(x, o)| x == "company.domain_verification_failed" && o == "failure")
+    );
+    assert!(actions.iter().any(|(x, _)| x == "company.domain_verified"));
+    // A token without the sensitive capability cannot claim or remove domains.
+    let token = Auth::Bearer(app.token(&a, None).await);
+    let r = app
+        .req(
+            Method::DELETE,
+            "/api/v1/company/domains/alpha.example",
+            &token,
+        )
+        .send()
+        .await
+        .expect("send");
+    expect_problem(r, StatusCode::FORBIDDEN, "sensitive_capability_required").await;
 }
