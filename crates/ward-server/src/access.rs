@@ -439,7 +439,7 @@ pub const ROUTES: &[RouteAccess] = &[
         "PATCH",
         "/api/v1/connections/{id}",
         Requires(P::ManageConnections),
-        "",
+        "a new scheme, host or port needs the credentials in the same request",
     ),
     route(
         "DELETE",
@@ -451,7 +451,7 @@ pub const ROUTES: &[RouteAccess] = &[
         "POST",
         "/api/v1/connections/{id}/test",
         Requires(P::ManageConnections),
-        "decrypts credentials; audited",
+        "decrypts credentials; audited; through the egress policy, answers a reason class only",
     ),
     route("GET", "/api/v1/keys/status", Requires(P::ReadKeyStatus), ""),
     route(
