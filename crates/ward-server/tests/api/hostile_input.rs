@@ -223,11 +223,11 @@ async fn look_alike_and_hidden_characters_in_names_are_refused(backend: ward_sto
         "name",
     )
     .await;
-    let rule = crate::rule_reviews::create(&app, &admin, &rule("One", ID, "low")).await;
+    let rule_id = crate::rule_reviews::create(&app, &admin, &rule("One", ID, "low")).await;
     let r = app
         .send_json(
             Method::PUT,
-            &format!("/api/v1/rules/{rule}/tests"),
+            &format!("/api/v1/rules/{rule_id}/tests"),
             &admin.auth,
             json!({"tests": [{"name": "wh\u{43e}ami", "expect": "match",
                               "event": {"Image": "C:\\whoami.exe"}}]}),
@@ -235,4 +235,25 @@ async fn look_alike_and_hidden_characters_in_names_are_refused(backend: ward_sto
         .await;
     let p = expect_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field").await;
     assert_eq!(p["field"], "tests", "{p}");
+
+    // The same test name arriving in a bundle's tests file.
+    let tests = json!({"tests": [{"name": "whoami\u{202E}", "expect": "match",
+                                  "event": {"Image": "C:\\whoami.exe"}}]});
+    let zip = write_bundle([
+        (
+            "two.yml",
+            rule("Two", "3f9e1c52-0000-4000-8000-0000000000e2", "low").as_bytes(),
+        ),
+        ("two.tests.json", tests.to_string().as_bytes()),
+    ])
+    .expect("zip");
+    let r = app
+        .req(Method::POST, "/api/v1/rules/import", &admin.auth)
+        .header("content-type", "application/zip")
+        .body(zip)
+        .send()
+        .await
+        .expect("send");
+    let p = expect_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "import_failed").await;
+    assert!(p.to_string().contains("U+202E"), "{p}");
 }
