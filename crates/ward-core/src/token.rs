@@ -33,6 +33,9 @@ pub struct ApiToken {
     /// The identity provider of the session that minted the token, if any
     /// (separation of duties follows it like the session's).
     pub sso_provider_id: Option<crate::SsoProviderId>,
+    /// The `metrics` scope: reads `GET /metrics` (its company's series only) and
+    /// nothing else, so a scraper's credential opens no other door.
+    pub metrics: bool,
 }
 
 impl ApiToken {

@@ -12,8 +12,9 @@ pub enum Access {
     Public,
     /// A signed-in principal holding this permission.
     Requires(Permission),
-    /// Only the bearer token of the `metrics` scope (`metrics.token_file`): the
-    /// instance's metrics name every company, so no company role reads them.
+    /// Only a bearer token of the `metrics` scope: the operator's
+    /// (`metrics.token_file`, every series) or an Admin's API token created with
+    /// `metrics: true` (its company's series). No session or other token.
     MetricsToken,
 }
 
@@ -472,7 +473,7 @@ pub const ROUTES: &[RouteAccess] = &[
         "GET",
         "/metrics",
         MetricsToken,
-        "instance-wide; or without a token on `metrics.listen`, a separate address to firewall",
+        "the operator's `metrics.token_file` token (every series) or an Admin's token created with `metrics: true` (its company's series only; it opens nothing else); without a token on `metrics.listen`, a separate address to firewall",
     ),
     route("GET", "/openapi.json", Public, ""),
 ];

@@ -361,6 +361,14 @@ async fn authenticate_token(token: &str, state: &AppState) -> Result<Principal, 
     if found.owner.disabled || !found.token.is_usable(now) {
         return Err(invalid());
     }
+    if found.token.metrics {
+        // A scraper's credential reads `/metrics` (routes/health.rs) and nothing else.
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "a token with the metrics scope reads only GET /metrics",
+        ));
+    }
     let stale = found
         .token
         .last_used_at

@@ -59,11 +59,16 @@ impl std::fmt::Debug for MetricsToken {
     }
 }
 
-/// The Prometheus text exposition of every metric.
-pub(crate) fn exposition() -> axum::response::Response {
+/// The Prometheus text exposition: every metric, or with `company` one
+/// company's view of them (`company_view`).
+pub(crate) fn exposition(company: Option<&str>) -> axum::response::Response {
     use axum::http::{HeaderValue, header};
     use axum::response::IntoResponse;
-    let body = handle().map(|h| h.render()).unwrap_or_default();
+    let all = handle().map(|h| h.render()).unwrap_or_default();
+    let body = match company {
+        Some(tenant) => company_view(&all, tenant),
+        None => all,
+    };
     let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -80,16 +85,87 @@ pub async fn serve_metrics(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
-        .route("/metrics", axum::routing::get(|| async { exposition() }))
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { exposition(None) }),
+        )
         .fallback(|| async { crate::ApiError::not_found() });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
+/// What a company's metrics token sees: series without a `tenant` label
+/// (instance-wide counts, no ids) and those labelled with its own company;
+/// another company's series and the operator's sinks (`sink` label) are left
+/// out. Comment lines (`# HELP`, `# TYPE`) are kept.
+pub(crate) fn company_view(exposition: &str, tenant: &str) -> String {
+    let mut out = String::with_capacity(exposition.len());
+    for line in exposition.lines() {
+        let keep = line.starts_with('#')
+            || match label_value(line, "tenant") {
+                Some(t) => t == tenant,
+                None => label_value(line, "sink").is_none(),
+            };
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The raw (still escaped) value of label `name` in a sample line.
+fn label_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let (_, mut rest) = line.split_once('{')?;
+    loop {
+        let (key, after) = rest.split_once("=\"")?;
+        // The value ends at the first quote not escaped by a backslash.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let end = end?;
+        if key.trim_start_matches(',').trim() == name {
+            return after.get(..end);
+        }
+        rest = after.get(end + 1..)?;
+        if rest.starts_with('}') {
+            return None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::MetricsToken;
+
+    #[test]
+    fn a_company_sees_its_own_series_and_no_one_elses() {
+        let all = "# TYPE ward_encrypted_fields gauge\n\
+ward_encrypted_fields{tenant=\"ten_a\",entity=\"connection\",field=\"credentials\"} 2\n\
+ward_encrypted_fields{entity=\"connection\",tenant=\"ten_b\",field=\"credentials\"} 3\n\
+ward_encrypted_fields{tenant=\"ten_a\\\"x\",entity=\"e\"} 9\n\
+ward_audit_sink_lag{sink=\"siem\"} 1\n\
+ward_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 5\n\
+ward_audit_tree_size 7\n";
+        let seen = super::company_view(all, "ten_a");
+        assert!(seen.contains("tenant=\"ten_a\",entity"), "{seen}");
+        assert!(!seen.contains("ten_b"), "{seen}");
+        assert!(!seen.contains("ten_a\\\"x"), "{seen}");
+        assert!(!seen.contains("sink="), "{seen}");
+        assert!(seen.contains("ward_http_requests_total"), "{seen}");
+        assert!(seen.contains("ward_audit_tree_size 7"), "{seen}");
+        assert!(seen.contains("# TYPE"), "{seen}");
+    }
 
     #[test]
     fn tokens_are_compared_by_digest_and_never_printed() {

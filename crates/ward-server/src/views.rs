@@ -245,6 +245,9 @@ pub struct CreateTokenRequest {
     /// re-authenticated within the window (with a second factor where the company
     /// requires MFA); the token lives one hour.
     pub sensitive: Option<bool>,
+    /// The `metrics` scope (Admins only): the token reads `GET /metrics`,
+    /// filtered to the company's series, and nothing else.
+    pub metrics: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -258,6 +261,8 @@ pub struct TokenView {
     pub revoked_at: Option<String>,
     /// Carries the capability for security-sensitive actions.
     pub sensitive: bool,
+    /// The `metrics` scope: reads only `GET /metrics`.
+    pub metrics: bool,
 }
 
 impl From<&ApiToken> for TokenView {
@@ -271,6 +276,7 @@ impl From<&ApiToken> for TokenView {
             last_used_at: t.last_used_at.map(|t| t.to_rfc3339()),
             revoked_at: t.revoked_at.map(|t| t.to_rfc3339()),
             sensitive: t.sensitive,
+            metrics: t.metrics,
         }
     }
 }

@@ -80,6 +80,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0011_sso_ceremony_source.sqlite.sql"),
         postgres: include_str!("migrations/0011_sso_ceremony_source.postgres.sql"),
     },
+    Migration {
+        version: 12,
+        name: "metrics_tokens",
+        sqlite: include_str!("migrations/0012_metrics_tokens.sqlite.sql"),
+        postgres: include_str!("migrations/0012_metrics_tokens.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

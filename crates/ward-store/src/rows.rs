@@ -19,7 +19,7 @@ pub(crate) const USER_COLUMNS_PREFIXED: &str = "u.id AS u_id, u.tenant_id AS u_t
      u.created_at AS u_created_at, u.updated_at AS u_updated_at";
 pub(crate) const SESSION_COLUMNS: &str = "s.id, s.tenant_id, s.user_id, s.created_at, s.last_seen_at, \
      s.expires_at, s.revoked_at, s.ip, s.user_agent, s.auth_method, s.multi_factor, s.authenticated_at, s.reauth_multi_factor, s.sso_provider_id";
-pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at, t.sensitive, t.sso_provider_id";
+pub(crate) const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, t.user_id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at, t.revoked_at, t.sensitive, t.sso_provider_id, t.metrics";
 
 fn role(text: &str) -> Result<Role, StoreError> {
     Role::parse(text).map_err(|_| StoreError::Corrupt(format!("role {text:?}")))
@@ -101,6 +101,7 @@ pub(crate) fn token(r: &AnyRow) -> Result<ApiToken, StoreError> {
         revoked_at: opt_ts(r, "revoked_at")?,
         sensitive: r.try_get::<i64, _>("sensitive")? != 0,
         sso_provider_id: provider_id(r)?,
+        metrics: r.try_get::<i64, _>("metrics")? != 0,
     })
 }
 

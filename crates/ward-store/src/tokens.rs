@@ -19,8 +19,8 @@ impl Store {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, user_id, name, scope, digest, created_at, expires_at, \
-             last_used_at, revoked_at, sensitive, sso_provider_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10)",
+             last_used_at, revoked_at, sensitive, sso_provider_id, metrics) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, $9, $10, $11)",
         )
         .bind(t.id.as_str().to_owned())
         .bind(t.tenant_id.as_str().to_owned())
@@ -32,6 +32,7 @@ impl Store {
         .bind(t.expires_at.millis())
         .bind(i64::from(t.sensitive))
         .bind(t.sso_provider_id.as_ref().map(|p| p.as_str().to_owned()))
+        .bind(i64::from(t.metrics))
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;

@@ -33,10 +33,12 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>
     }))
 }
 
-/// Prometheus metrics in the text exposition format, for the bearer token of the
-/// `metrics` scope (`metrics.token_file`). They are the whole instance's and
-/// name every company, so no session or company API token reads them;
-/// `metrics.listen` serves them without a token on a separate address.
+/// Prometheus metrics in the text exposition format, for a bearer token of the
+/// `metrics` scope: the operator's (`metrics.token_file`) reads every series; a
+/// company's API token created with `metrics: true` reads the series without a
+/// company label and its own company's, never another company's. No session and
+/// no other token reads them. `metrics.listen` serves them without a token on a
+/// separate address.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
         (status = 401, body = crate::Problem, description = "`metrics_token_required`: no bearer token"),
@@ -66,13 +68,29 @@ pub(crate) async fn metrics(
             "metrics need Authorization: Bearer <the metrics token>",
         ));
     };
-    match &state.settings.metrics_token {
-        Some(token) if token.matches(presented.trim()) => Ok(crate::metrics::exposition()),
-        _ => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this token does not carry the metrics scope (metrics.token_file), \
-             or none is configured; metrics.listen serves them on a separate address",
-        )),
+    let presented = presented.trim();
+    if let Some(token) = &state.settings.metrics_token
+        && token.matches(presented)
+    {
+        return Ok(crate::metrics::exposition(None));
     }
+    // A company's API token with the metrics scope: its company's series only.
+    if ward_crypto::ApiTokenSecret::is_well_formed(presented) {
+        let digest = state.keys.api_tokens.digest(presented);
+        if let Some(found) = state.store().token_by_digest(&digest.0).await?
+            && found.token.metrics
+            && found.token.is_usable(state.now())
+            && !found.owner.disabled
+        {
+            return Ok(crate::metrics::exposition(Some(
+                found.token.tenant_id.as_str(),
+            )));
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "this token does not carry the metrics scope (an Admin's token created with \
+         `metrics: true`, or the operator's metrics.token_file)",
+    ))
 }

@@ -71,6 +71,19 @@ pub(crate) async fn create_token(
         )
     })?;
     let sensitive = req.sensitive.unwrap_or(false);
+    // The metrics scope reads the company's operational series: an Admin's
+    // decision, and a token that can do nothing else (its role is Viewer and the
+    // extractor refuses it on every other route).
+    let metrics = req.metrics.unwrap_or(false);
+    if metrics {
+        principal.require(Permission::ManageSettings)?;
+        if sensitive {
+            return Err(
+                InvalidField::new("metrics", "a metrics token cannot also be sensitive").into(),
+            );
+        }
+    }
+    let scope = if metrics { Role::Viewer } else { scope };
     let lifetime_secs = if sensitive {
         if req.expires_in_days.is_some() {
             return Err(InvalidField::new(
@@ -105,10 +118,11 @@ pub(crate) async fn create_token(
         revoked_at: None,
         sensitive,
         sso_provider_id: principal.sso_provider_id().cloned(),
+        metrics,
     };
     let e = event(&state, &meta, Some(&principal.tenant_id), principal.actor(), actions::TOKEN_CREATED)?
         .target("api_token", token.id.to_string())
-        .details(json!({ "name": token.name, "scope": scope.as_str(), "expires_at": token.expires_at.to_rfc3339(), "sensitive": sensitive }));
+        .details(json!({ "name": token.name, "scope": scope.as_str(), "expires_at": token.expires_at.to_rfc3339(), "sensitive": sensitive, "metrics": metrics }));
     state.store().create_token(&token, &digest.0, &e).await?;
     Ok((
         StatusCode::CREATED,

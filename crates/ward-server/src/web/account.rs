@@ -332,6 +332,7 @@ pub(crate) async fn create_token(
         scope: f.scope,
         expires_in_days: None,
         sensitive: None,
+        metrics: None,
     };
     let p = principal.clone();
     match tokens::create_token(state, meta, principal, ApiJson(req)).await {
