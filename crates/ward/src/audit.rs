@@ -74,7 +74,11 @@ pub fn verify_export_file(export: &Path, public_key: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
+pub async fn run(
+    inst: &Installation,
+    egress: &ward_core::egress::EgressPolicy,
+    cmd: AuditCommand,
+) -> Result<()> {
     let signer = ward_server::audit_log::checkpoint_signer(&inst.master, &inst.salt);
     match cmd {
         AuditCommand::PublicKey => {
@@ -104,7 +108,7 @@ pub async fn run(inst: &Installation, cmd: AuditCommand) -> Result<()> {
             }
             verify_database(inst, &signer, &trusted_key).await
         }
-        AuditCommand::Sink(cmd) => crate::audit_sinks::run(inst, cmd).await,
+        AuditCommand::Sink(cmd) => crate::audit_sinks::run(inst, egress, cmd).await,
         AuditCommand::Export {
             format,
             out,

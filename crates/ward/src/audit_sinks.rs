@@ -8,6 +8,7 @@ use std::io::Read;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use ward_core::audit::actions;
+use ward_core::egress::{Destination, EgressPolicy, EgressRefusal};
 use ward_core::{Actor, AuditEvent};
 use ward_crypto::{OsRandom, SecureRandom, SettingsContext, SettingsKey};
 use ward_server::egress::Origin;
@@ -27,6 +28,29 @@ fn event(action: &'static str) -> Result<AuditEvent> {
         bootstrap::cli_context()?,
         action,
     ))
+}
+
+/// What the egress policy says about a sink whose host is an address literal or
+/// `localhost` (names are resolved, and judged, only when `ward serve` connects).
+fn refused_here(egress: &EgressPolicy, config: &SinkConfig) -> Option<EgressRefusal> {
+    let target = config.target();
+    let authority = target.split_once("://").map_or(target.as_str(), |(_, a)| a);
+    let (host, port) = authority.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let localhost = host.eq_ignore_ascii_case("localhost");
+    let address = if localhost {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        host.parse().ok()?
+    };
+    egress
+        .check(&Destination {
+            host_name: localhost.then_some("localhost"),
+            address,
+            port,
+        })
+        .err()
 }
 
 fn read_secret(file: Option<&std::path::Path>, stdin: bool) -> Result<Option<Zeroizing<Vec<u8>>>> {
@@ -51,7 +75,7 @@ fn read_secret(file: Option<&std::path::Path>, stdin: bool) -> Result<Option<Zer
     Ok(Some(Zeroizing::new(trimmed.as_bytes().to_vec())))
 }
 
-pub async fn run(inst: &Installation, cmd: SinkCommand) -> Result<()> {
+pub async fn run(inst: &Installation, egress: &EgressPolicy, cmd: SinkCommand) -> Result<()> {
     match cmd {
         SinkCommand::Add {
             name,
@@ -116,6 +140,13 @@ pub async fn run(inst: &Installation, cmd: SinkCommand) -> Result<()> {
                 basic_password: text(basic_password)?,
             };
             check_sink(kind, &config, &secrets).map_err(|e| anyhow!(e))?;
+            if let Some(refusal) = refused_here(egress, &config) {
+                // `ward serve` may run with another allow-list, so this warns
+                // rather than refuses; delivery checks again at every connect.
+                eprintln!(
+                    "warning: {refusal}; `ward serve` will not deliver to this sink until egress.allow opens it"
+                );
+            }
             let mut id = [0u8; 16];
             OsRandom.fill(&mut id).map_err(|e| anyhow!("{e}"))?;
             let id = ward_core::EventId::from_random(id).as_str().to_owned();

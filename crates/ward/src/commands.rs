@@ -69,7 +69,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }) => crate::audit::verify_export_file(&file, public_key.as_deref().unwrap_or_default()),
         Command::Audit(cmd) => {
             let inst = bootstrap::open(&settings).await?;
-            crate::audit::run(&inst, cmd).await
+            crate::audit::run(&inst, &settings.egress_policy()?, cmd).await
         }
         Command::Keys(cmd) => {
             let inst = bootstrap::open(&settings).await?;

@@ -523,4 +523,32 @@ async fn sink_urls_and_credentials_stay_sealed(backend: Backend) {
     // The sealed document opens under the master secret (as the forwarder opens it).
     let verify = ok(&env.run(&["keys", "verify"]));
     assert!(verify.contains("1 settings secret(s)"), "{verify}");
+    // A sink on this machine is added, with a warning while egress.allow does
+    // not open it (delivery would be refused).
+    let local = [
+        "audit",
+        "sink",
+        "add",
+        "--name",
+        "local",
+        "--kind",
+        "syslog-tcp",
+        "--address",
+        "127.0.0.1:9",
+    ];
+    let out = env.run(&local);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains("warning: 127.0.0.1 is a loopback address"),
+        "{stderr}"
+    );
+    ok(&env.run(&["audit", "sink", "remove", "--name", "local"]));
+    let out = env
+        .cmd(&local)
+        .env("WARD_EGRESS__ALLOW", "[\"127.0.0.1:9\"]")
+        .output()
+        .expect("run");
+    ok(&out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
 }
