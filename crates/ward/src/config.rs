@@ -206,10 +206,14 @@ pub struct RateLimitSection {
 #[serde(deny_unknown_fields, default)]
 pub struct LoginThrottleSection {
     /// Wrong passwords from one source on one account before delays (1 s, 2 s,
-    /// 4 s…) start. `max_failures_per_account`, which locked the account for
-    /// everyone, is still read as this key.
-    #[serde(alias = "max_failures_per_account")]
+    /// 4 s…) start.
     pub free_failures_per_source: u32,
+    /// The former key, which locked the account for everyone after this many
+    /// failures; still read, as `free_failures_per_source` (a separate field
+    /// rather than a serde alias, because the defaults layer already names the
+    /// new key and an alias would make the two a duplicate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_failures_per_account: Option<u32>,
     /// The longest delay between two attempts from one source on one account.
     pub max_delay_seconds: i64,
     /// Consecutive wrong passwords from all sources that lock an account's
@@ -218,6 +222,14 @@ pub struct LoginThrottleSection {
     pub account_lock_minutes: i64,
     pub max_failures_per_ip: u32,
     pub window_minutes: i64,
+}
+
+impl LoginThrottleSection {
+    /// The free failures per source, from the former key when a file still uses it.
+    pub fn free_failures(&self) -> u32 {
+        self.max_failures_per_account
+            .unwrap_or(self.free_failures_per_source)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -292,6 +304,7 @@ impl Default for LoginThrottleSection {
         let l = LoginThrottleSettings::default();
         Self {
             free_failures_per_source: l.free_failures_per_source,
+            max_failures_per_account: None,
             max_delay_seconds: l.max_delay_secs,
             account_lock_failures: l.account_lock_failures,
             account_lock_minutes: l.account_lock_secs / 60,
@@ -425,7 +438,7 @@ impl Settings {
             _ => bail!("tls.cert and tls.key: set both or neither"),
         }
         let l = &self.login_throttle;
-        if l.free_failures_per_source == 0 || l.max_failures_per_ip == 0 || l.window_minutes < 1 {
+        if l.free_failures() == 0 || l.max_failures_per_ip == 0 || l.window_minutes < 1 {
             bail!("login_throttle: failures must be at least 1 and window_minutes at least 1");
         }
         if !(1..=86_400).contains(&l.max_delay_seconds) {
@@ -440,6 +453,8 @@ impl Settings {
         if !(1..=7 * 24 * 60).contains(&l.account_lock_minutes) {
             bail!("login_throttle.account_lock_minutes: must be between 1 and 10080");
         }
+        self.metrics_listen_addr()?;
+        self.metrics_token()?;
         let km = &self.key_maintenance;
         if !(1..=10_000).contains(&km.batch_size) {
             bail!("key_maintenance.batch_size: must be between 1 and 10000");
@@ -622,7 +637,7 @@ impl Settings {
                 login_per_minute: self.rate_limit.login_per_minute,
             },
             login_throttle: LoginThrottleSettings {
-                free_failures_per_source: self.login_throttle.free_failures_per_source,
+                free_failures_per_source: self.login_throttle.free_failures(),
                 max_delay_secs: self.login_throttle.max_delay_seconds,
                 account_lock_failures: self.login_throttle.account_lock_failures,
                 account_lock_secs: self.login_throttle.account_lock_minutes * 60,

@@ -1163,3 +1163,48 @@ async fn backup_and_restore_elsewhere(backend: Backend) {
     // Restoring again into the now non-empty database is refused.
     assert!(one_line_error(&restore(&b, &archive, &secret)).contains("non-empty"));
 }
+
+/// The former `login_throttle.max_failures_per_account` key is still read (a
+/// serde alias failed against the defaults layer with "duplicate field"); the
+/// NIST ceiling and the metrics token are checked, and the token never printed.
+#[test]
+fn login_throttle_and_metrics_settings_are_checked() {
+    let dir = TempDir::new(&format!("thr-{}-{}", std::process::id(), rand_suffix()));
+    let run = |toml: &str| {
+        std::fs::write(dir.path.join("ward.toml"), toml).expect("write");
+        Command::new(BIN)
+            .env_clear()
+            .current_dir(&dir.path)
+            .args(["config", "check"])
+            .output()
+            .expect("run")
+    };
+    let out = run("[login_throttle]\nmax_failures_per_account = 7\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = one_line_error(&run("[login_throttle]\naccount_lock_failures = 101\n"));
+    assert!(
+        line.contains("login_throttle.account_lock_failures"),
+        "{line}"
+    );
+    let token = dir.path.join("metrics.token");
+    std::fs::write(&token, "too-short-secret").expect("write");
+    let cfg = format!(
+        "[metrics]\ntoken_file = {:?}\n",
+        token.display().to_string()
+    );
+    let line = one_line_error(&run(&cfg));
+    assert!(line.contains("metrics.token_file"), "{line}");
+    assert!(!line.contains("too-short-secret"), "{line}");
+    std::fs::write(&token, "a-long-enough-metrics-scrape-token-0123456789").expect("write");
+    let out = run(&format!("{cfg}listen = \"127.0.0.1:9464\"\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("a-long-enough"));
+}
