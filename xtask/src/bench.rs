@@ -65,7 +65,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\nlog_level = \"warn\"\n{}\n\
          [rate_limit]\nrequests_per_second = 0\nlogin_per_minute = 0\n\
-         [login_throttle]\nmax_failures_per_account = 1000000\nmax_failures_per_ip = 1000000\n",
+         [login_throttle]\nfree_failures_per_source = 1000000\nmax_failures_per_ip = 1000000\n",
         db_url
             .as_ref()
             .map(|u| format!("database_url = \"{u}\""))

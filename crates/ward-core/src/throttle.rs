@@ -165,9 +165,10 @@ impl SignInThrottle {
         Attempt::Allowed
     }
 
-    /// Counts a failure (callers count before the slow password check and
-    /// take it back with `record_success`, so concurrent guesses cannot all
-    /// slip through). Returns what became throttled because of it.
+    /// Counts an attempt against its pair as a failure, before the slow
+    /// password check (so concurrent guesses from one source cannot all slip
+    /// under its delays); `record_success` takes it back. Returns the
+    /// escalation when the pair's delays start with it.
     pub fn record_failure(
         &mut self,
         account: &str,
@@ -198,6 +199,19 @@ impl SignInThrottle {
                 delay_secs: self.delay_after(failures),
             });
         }
+        out
+    }
+
+    /// Counts a password that turned out wrong against the account's ceiling.
+    /// Only confirmed failures count here: correct passwords in flight at the
+    /// same moment (a script signing in 200 times at once) must not lock the
+    /// account. Returns the escalation when the account locks with it.
+    pub fn record_wrong_password(&mut self, account: &str, now: Timestamp) -> Vec<Escalation> {
+        let forget = self.policy.forget_after_secs;
+        if self.accounts.len() >= self.policy.max_keys {
+            self.evict(now);
+        }
+        let mut out = Vec::new();
         let lock_secs = self.policy.account_lock_secs;
         let ceiling = self.policy.account_lock_failures;
         let acct = self.accounts.entry(account.to_owned()).or_insert(Account {
@@ -480,6 +494,7 @@ mod tests {
         for _ in 0..60 {
             t.record_failure("a", src(1), at(0));
         }
+        assert!(!t.is_locked("a", at(0)), "pair counts alone never lock");
         assert_eq!(
             t.check("a", src(1), at(0)),
             Attempt::SourceDelayed {
@@ -496,7 +511,8 @@ mod tests {
         for i in 0..100u32 {
             let s = Source::of(IpAddr::from((0x0a00_0000 + i).to_be_bytes()));
             assert_eq!(t.check("victim", s, at(1)), Attempt::Allowed, "{i}");
-            locked.extend(t.record_failure("victim", s, at(1)));
+            t.record_failure("victim", s, at(1));
+            locked.extend(t.record_wrong_password("victim", at(1)));
         }
         assert_eq!(
             locked,
@@ -525,9 +541,19 @@ mod tests {
         let mut t = SignInThrottle::new(SignInPolicy::default());
         for _ in 0..99 {
             t.record_failure("a", src(1), at(0));
+            t.record_wrong_password("a", at(0));
             t.record_success("a", src(1));
         }
         assert!(t.is_empty());
+        // Correct passwords in flight together lock nothing.
+        for i in 0..200u32 {
+            t.record_failure(
+                "svc",
+                Source::of(IpAddr::from((0x0a00_0000 + i).to_be_bytes())),
+                at(1),
+            );
+        }
+        assert!(!t.is_locked("svc", at(1)));
     }
 
     #[test]
@@ -552,9 +578,11 @@ mod tests {
         });
         for i in 0..3 {
             t.record_failure("victim", src(i), at(0));
+            t.record_wrong_password("victim", at(0));
         }
         for i in 0..10_000 {
             t.record_failure(&format!("spray{i}"), src(7), at(1));
+            t.record_wrong_password(&format!("spray{i}"), at(1));
         }
         assert!(t.is_locked("victim", at(2)));
         assert!(t.len() <= 2 * 50 + 2, "{}", t.len());

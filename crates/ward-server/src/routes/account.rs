@@ -169,6 +169,14 @@ pub(crate) async fn checked_current_password(
             .store()
             .record_audit(&refused("wrong_current_password")?)
             .await?;
+        let mut escalations = escalations;
+        escalations.extend(
+            state
+                .sign_in_failures
+                .lock()
+                .map_err(|_| ApiError::internal())?
+                .record_wrong_password(&account_key, now),
+        );
         audit_escalations(
             state,
             meta,

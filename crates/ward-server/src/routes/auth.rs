@@ -152,6 +152,14 @@ pub(crate) async fn sign_in_with_password(
         (Some(_), Verdict::Valid { .. }) => None,
     };
     if let Some(reason) = failure {
+        let mut escalations = escalations;
+        escalations.extend(
+            state
+                .sign_in_failures
+                .lock()
+                .map_err(|_| ApiError::internal())?
+                .record_wrong_password(&account_key, now),
+        );
         let tenant = creds.as_ref().map(|c| c.user.tenant_id.clone());
         let mut e = event(
             state,
