@@ -154,7 +154,7 @@ async fn identity_notices(
         };
         all.extend(state.store().list_audit(&filter).await?);
     }
-    all.sort_by(|x, y| y.seq.cmp(&x.seq));
+    all.sort_by_key(|e| std::cmp::Reverse(e.seq));
     all.truncate(20);
     Ok(all)
 }
