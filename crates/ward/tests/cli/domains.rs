@@ -106,7 +106,17 @@ async fn operator_owns_domains_and_links_identities(backend: Backend) {
 
     // Now Beta holds it: Alpha cannot create addresses there.
     let out = env.run_with_stdin(
-        &["user", "create", "--tenant", "alpha", "--email", "bob@alpha.example", "--role", "user", "--password-stdin"],
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "alpha",
+            "--email",
+            "bob@alpha.example",
+            "--role",
+            "user",
+            "--password-stdin",
+        ],
         "correct horse battery staple",
     );
     assert!(one_line_error(&out).contains("belongs to another company"));
