@@ -43,7 +43,9 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
         }
         ("POST", "/api/v1/rules/{id}/reject") => Some(json!({"version": 1, "reason": "matrix"})),
         ("PUT", "/api/v1/company/review-policy") => Some(json!({"min_approvers": 1})),
-        ("POST", "/api/v1/company/domains") => Some(json!({"domain": format!("d{n}.acme.example")})),
+        ("POST", "/api/v1/company/domains") => {
+            Some(json!({"domain": format!("d{n}.acme.example")}))
+        }
         ("PUT", "/api/v1/rules/{id}") => Some(
             json!({"content": "title: x\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n", "base_version": 1}),
         ),
