@@ -139,12 +139,10 @@ impl AppState {
             sessions: crate::session_lookup::SessionLookup::spawn(store.clone()),
             store,
             hash_permits: Semaphore::new(settings.password_hash_concurrency.max(1)),
-            sign_in_failures: Mutex::new(SignInThrottle::new(
-                ward_core::throttle::SignInPolicy {
-                    max_keys: THROTTLE_MAX_KEYS,
-                    ..lt.policy()
-                },
-            )),
+            sign_in_failures: Mutex::new(SignInThrottle::new(ward_core::throttle::SignInPolicy {
+                max_keys: THROTTLE_MAX_KEYS,
+                ..lt.policy()
+            })),
             ip_failures: Mutex::new(FailureThrottle::new(ThrottlePolicy {
                 max_failures: lt.max_failures_per_ip,
                 window_secs: lt.window_secs,

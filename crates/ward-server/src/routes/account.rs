@@ -136,9 +136,10 @@ pub(crate) async fn checked_current_password(
             Attempt::SourceDelayed { retry_after_secs } => {
                 (Some(SignInRefusal::Throttled(retry_after_secs)), Vec::new())
             }
-            Attempt::AccountLocked { retry_after_secs } => {
-                (Some(SignInRefusal::PasswordLocked(retry_after_secs)), Vec::new())
-            }
+            Attempt::AccountLocked { retry_after_secs } => (
+                Some(SignInRefusal::PasswordLocked(retry_after_secs)),
+                Vec::new(),
+            ),
         }
     };
     let refused = |reason: &str| -> Result<_, ApiError> {
@@ -154,7 +155,10 @@ pub(crate) async fn checked_current_password(
         .details(json!({ "reason": reason })))
     };
     if let Some(refusal) = locked {
-        state.store().record_audit(&refused(refusal.reason())?).await?;
+        state
+            .store()
+            .record_audit(&refused(refusal.reason())?)
+            .await?;
         return Err(refusal.into_error());
     }
     let correct = check_password(state, password, stored).await?;
