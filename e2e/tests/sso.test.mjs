@@ -162,8 +162,24 @@ test("replayed callbacks, foreign domains and unreachable providers are refused"
   await page.getByRole("button", { name: "Continue with single sign-on" }).click();
   assert.match(await page.getByRole("alert").first().innerText(), /not set up for this email domain/);
 
-  // The provider is down.
+  // The provider is down. Ward caches discovery for five minutes, so a
+  // provider that just went down is first noticed at the IdP itself; an Admin
+  // saving the provider (here: turning it on again) drops the cache, and the
+  // next sign-in finds it unreachable.
   await partner.stop();
+  const login = await fetch(`${ward.url}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "admin@acme.example", password: PASSWORD }),
+  });
+  const adminCookie = login.headers.get("set-cookie").split(";")[0];
+  const partnerId = providers.providers.find((p) => p.name === "Partner IdP").id;
+  const saved = await fetch(`${ward.url}/api/v1/sso/providers/${partnerId}`, {
+    method: "PATCH",
+    headers: { "content-type": "application/json", cookie: adminCookie },
+    body: JSON.stringify({ enabled: true }),
+  });
+  assert.equal(saved.status, 200);
   await ssoSignIn(page, partner, "pat", "pat@partner.example");
   await page.waitForURL(/\/login$/);
   assert.match(await page.getByRole("alert").first().innerText(), /could not be reached/);

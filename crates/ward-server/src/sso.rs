@@ -406,12 +406,37 @@ pub(crate) async fn finish(
         .await);
     };
     let now_ms = state.now().millis();
+    let nonce = Nonce::new(pending.nonce.clone());
     let verifier = client
         .id_token_verifier()
         .set_allowed_algs(ALLOWED_ALGS)
         .set_time_fn(move || chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default());
-    let claims = match id_token.claims(&verifier, &Nonce::new(pending.nonce.clone())) {
+    let claims = match id_token.claims(&verifier, &nonce) {
         Ok(c) => c,
+        // Signed by a key the cached key set lacks: the provider may have
+        // rotated since. Read its keys once more (never more than once per
+        // sign-in) and check again; a key it still does not publish is refused.
+        Err(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        )) => {
+            state.oidc_discovery.invalidate(&p.id);
+            let fresh = match discover(state, p).await {
+                Ok(m) => m,
+                Err(f) => return Err(refused(f).await),
+            };
+            let client =
+                CoreClient::from_provider_metadata(fresh, ClientId::new(p.client_id.clone()), None);
+            let verifier = client
+                .id_token_verifier()
+                .set_allowed_algs(ALLOWED_ALGS)
+                .set_time_fn(move || {
+                    chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default()
+                });
+            match id_token.claims(&verifier, &nonce) {
+                Ok(c) => c,
+                Err(e) => return Err(refused(id_token_failure(&e)).await),
+            }
+        }
         Err(e) => return Err(refused(id_token_failure(&e)).await),
     };
     // Custom claims (groups) from the verified token's payload.
