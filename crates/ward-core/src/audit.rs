@@ -192,6 +192,15 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// A signed-in person, named by their account.
+    pub fn user(user: &crate::user::User) -> Self {
+        Self {
+            kind: ActorKind::User,
+            id: Some(user.id.to_string()),
+            label: user.email.as_str().to_owned(),
+        }
+    }
+
     pub fn system(label: &str) -> Self {
         Self {
             kind: ActorKind::System,

@@ -497,11 +497,7 @@ pub(crate) async fn finish_assertion(
         .find_user(&record.tenant_id, &record.user_id)
         .await?
         .ok_or_else(ApiError::internal)?;
-    let actor = Actor {
-        kind: ward_core::audit::ActorKind::User,
-        id: Some(user.id.to_string()),
-        label: user.email.as_str().to_owned(),
-    };
+    let actor = Actor::user(&user);
     if user.disabled {
         return Err(refuse(
             state,
@@ -603,11 +599,7 @@ pub(crate) async fn finish_assertion(
         )
         .await?;
     if outcome == PasskeyUse::CounterRaced {
-        let actor = Actor {
-            kind: ward_core::audit::ActorKind::User,
-            id: Some(user.id.to_string()),
-            label: user.email.as_str().to_owned(),
-        };
+        let actor = Actor::user(&user);
         return Err(refuse(
             state,
             meta,
@@ -642,11 +634,7 @@ async fn unlock_password_sign_in(
         locked
     };
     if was_locked {
-        let actor = Actor {
-            kind: ward_core::audit::ActorKind::User,
-            id: Some(user.id.to_string()),
-            label: user.email.as_str().to_owned(),
-        };
+        let actor = Actor::user(&user);
         let e = event(
             state,
             meta,

@@ -512,11 +512,7 @@ pub(crate) async fn finish(
     let mut session =
         crate::passkeys::new_session(state, meta, &user, AuthMethod::Oidc, multi_factor)?;
     session.sso_provider_id = Some(p.id.clone());
-    let actor = Actor {
-        kind: ward_core::audit::ActorKind::User,
-        id: Some(user.id.to_string()),
-        label: user.email.as_str().to_owned(),
-    };
+    let actor = Actor::user(&user);
     let e = event(
         state,
         meta,
@@ -642,11 +638,7 @@ async fn link(
         linked_by: "owner",
         created_at: state.now(),
     };
-    let actor = Actor {
-        kind: ward_core::audit::ActorKind::User,
-        id: Some(owner.id.to_string()),
-        label: owner.email.as_str().to_owned(),
-    };
+    let actor = Actor::user(&owner);
     let e = event(
         state,
         meta,

@@ -218,11 +218,7 @@ pub(crate) async fn sign_in_with_password(
         return Ok(PasswordSignIn::SecondFactor { options, cookie });
     }
     let session = crate::passkeys::new_session(state, meta, &user, AuthMethod::Password, false)?;
-    let actor = Actor {
-        kind: ward_core::audit::ActorKind::User,
-        id: Some(user.id.to_string()),
-        label: user.email.as_str().to_owned(),
-    };
+    let actor = Actor::user(&user);
     let e = event(
         state,
         meta,

@@ -37,29 +37,16 @@ pub(crate) async fn page(
     let passkeys: Vec<PasskeyView> = passkeys.iter().map(PasskeyView::from).collect();
     let sessions = sessions::list_sessions(State(state.clone()), principal.clone()).await;
     let tokens = tokens::list_tokens(State(state.clone()), principal.clone()).await;
-    let identities = state
-        .store()
-        .user_identities(&principal.tenant_id, &principal.user_id)
-        .await?;
+    let Json(links) =
+        crate::routes::sso::list_links(State(state.clone()), principal.clone()).await?;
     let providers = state
         .store()
         .list_sso_providers(Some(&principal.tenant_id))
         .await?;
-    let links: Vec<_> = identities
-        .iter()
-        .map(|i| {
-            let name = providers
-                .iter()
-                .find(|p| p.provider.id == i.provider_id)
-                .map(|p| p.provider.name.clone())
-                .unwrap_or_default();
-            (i, name)
-        })
-        .collect();
     let unlinked: Vec<_> = providers
         .iter()
         .map(|p| &p.provider)
-        .filter(|p| p.enabled && !identities.iter().any(|i| i.provider_id == p.id))
+        .filter(|p| p.enabled && !links.links.iter().any(|l| l.provider_id == p.id.as_str()))
         .collect();
     let recent = principal
         .authenticated_at
@@ -131,10 +118,10 @@ pub(crate) async fn page(
         section.panel aria-labelledby="sso-links" {
             h2 #sso-links { "Single sign-on" }
             p.muted { "A provider signs you in only once you link it here, from a password or passkey session. Every Admin of your company sees each link." }
-            @if !links.is_empty() {
+            @if !links.links.is_empty() {
                 ul {
-                    @for l in &links {
-                        li { "Linked to " strong { (l.1) } " (" (l.0.linked_by) ", " (when(&l.0.created_at.to_rfc3339())) ")" }
+                    @for l in &links.links {
+                        li { "Linked to " strong { (l.provider) } " (" (l.linked_by) ", " (when(&l.created_at)) ")" }
                     }
                 }
             }
@@ -234,6 +221,12 @@ pub(crate) async fn page(
                                 }
                             }
                         }
+                        div {
+                            label {
+                                input type="checkbox" name="sensitive" value="true";
+                                " Sensitive: may change security settings, lives one hour (needs a recent confirmation)"
+                            }
+                        }
                         div { button type="submit" { "Create token" } }
                     }
                 }
@@ -319,6 +312,8 @@ pub(crate) async fn revoke_session(
 pub(crate) struct TokenForm {
     name: String,
     scope: Option<String>,
+    /// A checkbox: present when ticked.
+    sensitive: Option<String>,
 }
 
 pub(crate) async fn create_token(
@@ -331,7 +326,7 @@ pub(crate) async fn create_token(
         name: f.name,
         scope: f.scope,
         expires_in_days: None,
-        sensitive: None,
+        sensitive: Some(f.sensitive.is_some()),
         metrics: None,
     };
     let p = principal.clone();

@@ -48,6 +48,49 @@ fn cookie_of(m: &Member) -> String {
     }
 }
 
+/// Bob starts linking `provider` (his ceremony cookie and the request's state);
+/// the forger will answer for subject `bob-at-idp`.
+async fn start_link(
+    app: &TestApp,
+    forger: &crate::oidc::Forger,
+    bob: &Member,
+    provider: &str,
+) -> (String, String) {
+    let r = app
+        .req(
+            Method::POST,
+            &format!("/api/v1/me/sso-links/{provider}"),
+            &bob.auth,
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let ceremony = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("ward_ceremony="))
+        .expect("ceremony")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let body: Value = r.json().await.expect("json");
+    let url = reqwest::Url::parse(body["authorization_url"].as_str().expect("url")).expect("url");
+    let q = |k: &str| {
+        url.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+            .expect("param")
+    };
+    let mut c = claims(forger, app, &q("nonce"), "bob@acme.example");
+    c["sub"] = json!("bob-at-idp");
+    *forger.next_token.lock().expect("lock") = Some(forger.token(&c, Signing::Published));
+    (ceremony, q("state"))
+}
+
 async fn me(app: &TestApp, auth: &Auth) -> Value {
     app.get("/api/v1/me", auth)
         .await
@@ -105,40 +148,9 @@ async fn owners_link_providers_and_then_sign_in_through_them(backend: ward_store
 
     // Bob starts the link from his password session and finishes it at the
     // provider; the ceremony only completes in the session that started it.
-    let r = app
-        .req(
-            Method::POST,
-            &format!("/api/v1/me/sso-links/{provider}"),
-            &bob.auth,
-        )
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), StatusCode::OK);
-    let ceremony = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("ward_ceremony="))
-        .expect("ceremony")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
-    let body: Value = r.json().await.expect("json");
-    let url = reqwest::Url::parse(body["authorization_url"].as_str().expect("url")).expect("url");
-    let q = |k: &str| {
-        url.query_pairs()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into_owned())
-            .expect("param")
-    };
-    let mut c = claims(&forger, &app, &q("nonce"), "bob@acme.example");
-    c["sub"] = json!("bob-at-idp");
-    *forger.next_token.lock().expect("lock") = Some(forger.token(&c, Signing::Published));
+    let (ceremony, state) = start_link(&app, &forger, &bob, &provider).await;
     // Without bob's session (someone else's browser): refused.
-    let r = callback(&app, &ceremony, "l1", &q("state")).await;
+    let r = callback(&app, &ceremony, "l1", &state).await;
     assert_eq!(r.headers()["location"], "/account");
     assert!(
         app.store
@@ -151,39 +163,9 @@ async fn owners_link_providers_and_then_sign_in_through_them(backend: ward_store
             .is_none()
     );
     // Start again, finish in bob's browser.
-    let r = app
-        .req(
-            Method::POST,
-            &format!("/api/v1/me/sso-links/{provider}"),
-            &bob.auth,
-        )
-        .send()
-        .await
-        .expect("send");
-    let ceremony = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("ward_ceremony="))
-        .expect("ceremony")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
-    let body: Value = r.json().await.expect("json");
-    let url = reqwest::Url::parse(body["authorization_url"].as_str().expect("url")).expect("url");
-    let q = |k: &str| {
-        url.query_pairs()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.into_owned())
-            .expect("param")
-    };
-    let mut c = claims(&forger, &app, &q("nonce"), "bob@acme.example");
-    c["sub"] = json!("bob-at-idp");
-    *forger.next_token.lock().expect("lock") = Some(forger.token(&c, Signing::Published));
+    let (ceremony, state) = start_link(&app, &forger, &bob, &provider).await;
     let both = format!("{ceremony}; {}", cookie_of(&bob));
-    let r = callback(&app, &both, "l2", &q("state")).await;
+    let r = callback(&app, &both, "l2", &state).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/account");
     let links: Value = app
