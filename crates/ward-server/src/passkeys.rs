@@ -634,7 +634,7 @@ async fn unlock_password_sign_in(
         locked
     };
     if was_locked {
-        let actor = Actor::user(&user);
+        let actor = Actor::user(user);
         let e = event(
             state,
             meta,
