@@ -36,6 +36,10 @@ pub enum StoreError {
         "the database schema is at version {found}, newer than this Ward ({known}); upgrade Ward"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    #[error(
+        "migration {version} ({name}) is not the one applied to this database (its checksum changed): run the Ward release that created the database, never edited migration files"
+    )]
+    MigrationChanged { version: i64, name: &'static str },
     #[error("database error: {0}")]
     Database(sqlx::Error),
 }

@@ -27,6 +27,7 @@ mod revoke;
 mod rows;
 mod rule_reviews;
 mod rules;
+mod schema;
 mod sessions;
 mod snapshot;
 mod sqlite_btree;
@@ -60,7 +61,8 @@ pub use rule_reviews::{
     ImportItem, NewReview, ReviewDecision, RuleWithText, StoredApproval, StoredReview,
 };
 pub use rules::{StoredTestRun, VersionSaved};
-pub use snapshot::SnapshotCounts;
+pub use schema::{ColumnClass, SchemaColumn};
+pub use snapshot::{NOT_BACKED_UP, SnapshotCounts, backed_up_columns};
 pub use sso::{SealedSecret, StoredSsoProvider};
 pub use users::UpdateOutcome;
 

@@ -127,10 +127,19 @@ impl Store {
         }
         let create = match self.backend {
             Backend::Sqlite => {
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL, checksum TEXT)"
             }
             Backend::Postgres => {
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL, checksum TEXT)"
+            }
+        };
+        let has_checksum = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM pragma_table_info('schema_migrations') WHERE name = 'checksum'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.columns WHERE table_schema = current_schema() \
+                 AND table_name = 'schema_migrations' AND column_name = 'checksum'"
             }
         };
         let mut applied = Vec::new();
@@ -143,27 +152,57 @@ impl Store {
                     .await?;
             }
             sqlx::query(create).execute(&mut *tx).await?;
-            let done: i64 =
-                sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
-                    .bind(m.version)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("n")?;
-            if done > 0 {
-                tx.rollback().await?;
-                continue;
+            // Databases from before checksums were kept get the column here.
+            let n: i64 = sqlx::query(has_checksum)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if n == 0 {
+                sqlx::query("ALTER TABLE schema_migrations ADD COLUMN checksum TEXT")
+                    .execute(&mut *tx)
+                    .await?;
             }
             let sql = match self.backend {
                 Backend::Sqlite => m.sqlite,
                 Backend::Postgres => m.postgres,
             };
+            let checksum = checksum(sql);
+            let done = sqlx::query("SELECT checksum FROM schema_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = done {
+                match row.try_get::<Option<String>, _>("checksum")? {
+                    Some(stored) if stored != checksum => {
+                        return Err(StoreError::MigrationChanged {
+                            version: m.version,
+                            name: m.name,
+                        });
+                    }
+                    Some(_) => tx.rollback().await?,
+                    // Applied before checksums were kept: what this release
+                    // ships is taken as what was applied, once.
+                    None => {
+                        sqlx::query(
+                            "UPDATE schema_migrations SET checksum = $1 WHERE version = $2",
+                        )
+                        .bind(checksum)
+                        .bind(m.version)
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                    }
+                }
+                continue;
+            }
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                "INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES ($1, $2, $3, $4)",
             )
             .bind(m.version)
             .bind(m.name)
             .bind(now_millis())
+            .bind(checksum)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -172,6 +211,13 @@ impl Store {
         }
         Ok(applied)
     }
+}
+
+/// SHA-256 of a migration's text as applied, hex: a plain fingerprint (nothing
+/// secret), so an edited migration file is noticed at start.
+fn checksum(sql: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(sql.as_bytes()))
 }
 
 /// Wall-clock time for the migration bookkeeping column only; domain times are

@@ -9,6 +9,9 @@ use ward_core::{
 use ward_store::testing::TestDatabase;
 use ward_store::{AuditFilter, Backend, Conflict, ConnectSettings, MIGRATIONS, Store, StoreError};
 
+#[path = "store/schema_lists.rs"]
+mod schema_lists;
+
 ward_store::on_both_backends!(
     migrations_apply_once_and_record_versions,
     audit_events_are_append_only,
