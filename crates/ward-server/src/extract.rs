@@ -40,7 +40,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             .extensions
             .get::<RequestMeta>()
             .cloned()
-            .ok_or_else(ApiError::internal)
+            .ok_or_else(|| ApiError::internal())
     }
 }
 

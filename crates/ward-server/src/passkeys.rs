@@ -496,7 +496,7 @@ pub(crate) async fn finish_assertion(
         .store()
         .find_user(&record.tenant_id, &record.user_id)
         .await?
-        .ok_or_else(ApiError::internal)?;
+        .ok_or_else(|| ApiError::internal())?;
     let actor = Actor::user(&user);
     if user.disabled {
         return Err(refuse(
@@ -548,7 +548,7 @@ pub(crate) async fn finish_assertion(
     .details(json!({ "ceremony": label, "name": record.name }));
     let (effect, follow, session) = match purpose {
         AssertionFor::Reauth(p) => {
-            let session_id = p.session_id().cloned().ok_or_else(ApiError::internal)?;
+            let session_id = p.session_id().cloned().ok_or_else(|| ApiError::internal())?;
             let e = event(
                 state,
                 meta,

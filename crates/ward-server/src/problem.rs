@@ -62,7 +62,18 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, code, detail)
     }
 
+    /// A 500 whose response says nothing, logged once with where it was
+    /// raised, so no internal error is silent (the caller's cause, when it
+    /// has one worth keeping, is logged beside it by the caller).
+    #[track_caller]
     pub fn internal() -> Self {
+        let at = std::panic::Location::caller();
+        tracing::error!(file = at.file(), line = at.line(), "internal error");
+        Self::internal_logged()
+    }
+
+    /// A 500 for a cause already logged (e.g. a storage error).
+    pub fn internal_logged() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -121,7 +132,7 @@ impl From<StoreError> for ApiError {
             }
             other => {
                 tracing::error!(error = %other, "storage error");
-                Self::internal()
+                Self::internal_logged()
             }
         }
     }

@@ -376,5 +376,5 @@ pub(crate) async fn use_credentials(
         .decrypt(state.store(), ctx, &principal.tenant_id, &sealed.envelope)
         .await
         .map_err(key_error)?;
-    Credentials::from_plaintext(&plain).ok_or_else(ApiError::internal)
+    Credentials::from_plaintext(&plain).ok_or_else(|| ApiError::internal())
 }

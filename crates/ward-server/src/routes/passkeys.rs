@@ -155,7 +155,7 @@ pub(crate) async fn finish_passkey_sign_in(
         req.credential,
     )
     .await?;
-    let session = done.session.ok_or_else(ApiError::internal)?;
+    let session = done.session.ok_or_else(|| ApiError::internal())?;
     crate::metrics::record_login("success");
     super::auth::signed_in(&state, &done.user, &session)
 }
@@ -178,7 +178,7 @@ pub(crate) async fn second_factor(
         req.credential,
     )
     .await?;
-    let session = done.session.ok_or_else(ApiError::internal)?;
+    let session = done.session.ok_or_else(|| ApiError::internal())?;
     crate::metrics::record_login("success");
     super::auth::signed_in(&state, &done.user, &session)
 }
@@ -200,7 +200,7 @@ pub(crate) async fn reauth_with_password(
         .store()
         .find_user_by_email(&principal.user.email)
         .await?
-        .ok_or_else(ApiError::internal)?;
+        .ok_or_else(|| ApiError::internal())?;
     let stored = creds.password_hash.map(PhcString::from_stored);
     if !super::account::checked_current_password(
         &state,

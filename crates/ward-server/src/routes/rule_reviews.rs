@@ -229,7 +229,7 @@ pub(crate) async fn submit_rule(
     let current = versions
         .iter()
         .find(|v| v.version == rule.current_version)
-        .ok_or_else(ApiError::internal)?;
+        .ok_or_else(|| ApiError::internal())?;
     let tests: Vec<ward_rules::RuleTest> = match state
         .store()
         .rule_tests(&principal.tenant_id, &rule.id)
@@ -239,7 +239,7 @@ pub(crate) async fn submit_rule(
         None => Vec::new(),
     };
     let checked = validate(current.content.as_bytes(), Limits::default());
-    let compiled = checked.rules.first().ok_or_else(ApiError::internal)?;
+    let compiled = checked.rules.first().ok_or_else(|| ApiError::internal())?;
     let outcomes = ward_rules::run_rule_tests(compiled, &tests);
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let passed = count(outcomes.iter().filter(|o| o.passed).count());

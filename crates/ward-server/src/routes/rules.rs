@@ -177,7 +177,7 @@ pub(crate) async fn get_rule(
     let current = versions
         .into_iter()
         .find(|v| v.version == rule.current_version)
-        .ok_or_else(ApiError::internal)?;
+        .ok_or_else(|| ApiError::internal())?;
     let v = validate(current.content.as_bytes(), Limits::default());
     Ok(Json(RuleView::new(&rule, &current, &v)))
 }
@@ -213,7 +213,7 @@ pub(crate) async fn save_rule(
     let current = versions
         .into_iter()
         .find(|x| x.version == rule.current_version)
-        .ok_or_else(ApiError::internal)?;
+        .ok_or_else(|| ApiError::internal())?;
     let stale = || {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -464,9 +464,9 @@ pub(crate) async fn run_tests(
     let current = versions
         .iter()
         .find(|v| v.version == rule.current_version)
-        .ok_or_else(ApiError::internal)?;
+        .ok_or_else(|| ApiError::internal())?;
     let checked = validate(current.content.as_bytes(), Limits::default());
-    let compiled = checked.rules.first().ok_or_else(ApiError::internal)?;
+    let compiled = checked.rules.first().ok_or_else(|| ApiError::internal())?;
     let outcomes = ward_rules::run_rule_tests(compiled, &tests);
     let passed = u32::try_from(outcomes.iter().filter(|o| o.passed).count()).unwrap_or(u32::MAX);
     let failed = u32::try_from(outcomes.len()).unwrap_or(u32::MAX) - passed;

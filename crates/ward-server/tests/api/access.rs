@@ -120,6 +120,13 @@ async fn every_route_allows_and_denies_by_the_matrix(backend: ward_store::Backen
                     route.method,
                     route.path
                 );
+                // Allowed is not "anything but 403": a server error fails too.
+                assert!(
+                    !status.is_server_error(),
+                    "{} {} as {role:?}: allowed, but answered {status}",
+                    route.method,
+                    route.path
+                );
             } else {
                 let p = expect_problem(r, StatusCode::FORBIDDEN, "forbidden").await;
                 assert!(
