@@ -2,6 +2,8 @@
 //! JSON (`{"Event": {"System": …, "EventData": …}}`, as evtx_dump and the
 //! SigmaHQ regression data write it) mapped to the field names Sigma rules use.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,6 +67,8 @@ impl Classify for serde_json::Error {
 /// A flat event as Sigma sees it. EVTX JSON becomes its `EventData` (or
 /// `UserData`) fields plus `EventID`, `Channel`, `Computer`, `Provider_Name`,
 /// `Level`, `Task`, `Keywords`, `EventRecordID` and `TimeCreated` from `System`.
+/// An `EventData` name with spaces (Defender's `Process Name`) is also
+/// reachable without them (`ProcessName`), as `docs/rules.md` describes.
 pub fn normalize_event(v: Value, index: usize) -> Result<Value, EventError> {
     let Value::Object(map) = v else {
         let kind = match v {
@@ -146,7 +150,44 @@ fn flatten_evtx(event: &Map<String, Value>) -> Map<String, Value> {
             _ => {}
         }
     }
+    add_unspaced_names(&mut out);
     out
+}
+
+/// Windows writes some `EventData` names with spaces that its ETW manifests do
+/// not have (Microsoft Defender's `Process Name`, `Threat Name`, `Source
+/// Name`), and Sigma rules use the manifest's names (`ProcessName`,
+/// `ThreatName`, `SourceName`). SigmaHQ's regression runs match one to the
+/// other: its `windefend` rules fire on recorded Defender events that only
+/// carry the spaced names. So each name with spaces is also put under the name
+/// with every space (U+0020) removed, letter case kept.
+///
+/// The spaced name stays, so a rule written against `Source Name` still
+/// matches. A field that the event itself names (from `System` or
+/// `EventData`) is never overwritten: if both `ProcessName` and `Process Name`
+/// are present, `ProcessName` keeps its own value. If two spaced names collapse
+/// to the same name (`Process Name`, `ProcessN ame`), neither gets it, rather
+/// than letting the JSON key order choose which value a rule sees.
+fn add_unspaced_names(out: &mut Map<String, Value>) {
+    let mut unspaced: BTreeMap<String, Option<&Value>> = BTreeMap::new();
+    for (name, value) in out.iter() {
+        if !name.contains(' ') {
+            continue;
+        }
+        let bare: String = name.chars().filter(|c| *c != ' ').collect();
+        if bare.is_empty() || out.contains_key(&bare) {
+            continue;
+        }
+        unspaced
+            .entry(bare)
+            .and_modify(|seen| *seen = None)
+            .or_insert(Some(value));
+    }
+    let unspaced: Vec<(String, Value)> = unspaced
+        .into_iter()
+        .filter_map(|(bare, value)| value.map(|v| (bare, v.clone())))
+        .collect();
+    out.extend(unspaced);
 }
 
 #[cfg(test)]
@@ -165,6 +206,88 @@ mod tests {
         assert_eq!(flat["Provider_Name"], "Microsoft-Windows-Sysmon");
         let plain = json!({"CommandLine": "whoami"});
         assert_eq!(normalize_event(plain.clone(), 1).expect("object"), plain);
+    }
+
+    /// A Defender-shaped EVTX event with `fields` as its `EventData`,
+    /// normalized.
+    fn defender(event_id: u32, fields: Value) -> Value {
+        let evtx = json!({"Event": {"System": {"EventID": event_id,
+            "Channel": "Microsoft-Windows-Windows Defender/Operational",
+            "Provider": {"#attributes": {"Name": "Microsoft-Windows-Windows Defender"}}},
+            "EventData": fields}});
+        normalize_event(evtx, 1).expect("object")
+    }
+
+    #[test]
+    fn spaced_eventdata_names_are_also_reachable_without_spaces() {
+        let flat = defender(
+            1116,
+            json!({"Process Name": "C:\\x\\RedSun.exe", "Threat Name": "Virus:DOS/EICAR_Test_File",
+                "Source Name": "AMSI", "Security intelligence Version": "AV: 1.1", "Path": "file:_C:\\a"}),
+        );
+        assert_eq!(flat["ProcessName"], "C:\\x\\RedSun.exe");
+        assert_eq!(flat["Process Name"], "C:\\x\\RedSun.exe");
+        assert_eq!(flat["ThreatName"], "Virus:DOS/EICAR_Test_File");
+        assert_eq!(flat["SourceName"], "AMSI");
+        // Only spaces go; letter case stays as the event wrote it.
+        assert_eq!(flat["SecurityintelligenceVersion"], "AV: 1.1");
+        assert_eq!(flat["Path"], "file:_C:\\a");
+        assert_eq!(flat["EventID"], 1116);
+    }
+
+    #[test]
+    fn a_name_the_event_gives_wins_and_ambiguous_names_get_nothing() {
+        for fields in [
+            json!({"ProcessName": "own", "Process Name": "spaced"}),
+            json!({"Process Name": "spaced", "ProcessName": "own"}),
+        ] {
+            let flat = defender(1116, fields);
+            assert_eq!(flat["ProcessName"], "own");
+            assert_eq!(flat["Process Name"], "spaced");
+        }
+        // `System` fields are the event's own names too.
+        let flat = defender(1116, json!({"Event ID": "spoofed"}));
+        assert_eq!(flat["EventID"], 1116);
+        let flat = defender(
+            1116,
+            json!({"Threat Name": "a", "ThreatN ame": "b", " ": "c"}),
+        );
+        assert!(flat.get("ThreatName").is_none(), "{flat}");
+        assert!(flat.get("").is_none(), "{flat}");
+        // Flat events are taken as they are.
+        let plain = json!({"Process Name": "x"});
+        assert_eq!(normalize_event(plain.clone(), 1).expect("object"), plain);
+    }
+
+    #[test]
+    fn a_sigma_rule_on_process_name_matches_the_spaced_field() {
+        let rule = br"
+title: Defender saw RedSun
+id: 6c1d5e0e-4b1f-4d7e-9a43-1c5f0f6a2d11
+status: test
+logsource:
+    product: windows
+    service: windefend
+detection:
+    selection:
+        EventID: 1116
+        ProcessName|endswith: '\RedSun.exe'
+        ThreatName|contains: 'EICAR'
+    condition: selection
+level: high
+";
+        let v = crate::validate(rule, crate::Limits::default());
+        let rule = v.rules.first().expect("the rule compiles");
+        let hit = defender(
+            1116,
+            json!({"Process Name": "C:\\Users\\u\\RedSun.exe", "Threat Name": "Virus:DOS/EICAR_Test_File"}),
+        );
+        assert!(rule.matches(&hit));
+        let other = defender(
+            1116,
+            json!({"Process Name": "C:\\Windows\\notepad.exe", "Threat Name": "Virus:DOS/EICAR_Test_File"}),
+        );
+        assert!(!rule.matches(&other));
     }
 
     #[test]

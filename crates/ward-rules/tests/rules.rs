@@ -1,7 +1,7 @@
 //! The SigmaHQ corpus beside the repository (`../shared/data/sigma`): every
 //! community rule validates, every rule in the regression data fires on its
-//! recorded events; and the bad inputs the issue names are refused clearly and
-//! quickly.
+//! recorded events, the `windefend` rules see Defender's spaced field names;
+//! and the bad inputs the issue names are refused clearly and quickly.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -257,4 +257,61 @@ fn lint_findings_are_warnings() {
         "{:?}",
         v.diagnostics
     );
+}
+
+/// Defender events written as Windows exports them, with spaced `EventData`
+/// names, against the corpus's own `windefend` rules, which use the names
+/// without spaces. The corpus has no recorded Defender event, so the events
+/// are built here with the field names Defender writes.
+#[test]
+fn windefend_rules_see_spaced_defender_fields() {
+    let rule = |name: &str| {
+        let path = sigma_data()
+            .join("rules/windows/builtin/windefend")
+            .join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let v = validate(&bytes, Limits::default());
+        v.rules.into_iter().next().expect("the rule compiles")
+    };
+    let defender = |event_id: u32, data: &str| {
+        let text = format!(
+            r##"{{"Event": {{"System": {{"EventID": {event_id},
+                "Channel": "Microsoft-Windows-Windows Defender/Operational",
+                "Provider": {{"#attributes": {{"Name": "Microsoft-Windows-Windows Defender"}}}}}},
+              "EventData": {data}}}}}"##
+        );
+        let mut events = parse_event_stream(&text).expect("event");
+        events.pop().expect("one event")
+    };
+
+    // `SourceName: 'AMSI'` (EventID 1116).
+    let amsi = rule("win_defender_malware_detected_amsi_source.yml");
+    let detected = |source: &str| {
+        defender(
+            1116,
+            &format!(
+                r##"{{"Product Name": "Microsoft Defender Antivirus", "Threat Name": "Trojan:PowerShell/Test",
+                    "Source ID": "10", "Source Name": "{source}", "Process Name": "Unknown"}}"##
+            ),
+        )
+    };
+    assert!(amsi.matches(&detected("AMSI")));
+    assert!(!amsi.matches(&detected("Real-Time Protection")));
+
+    // ASR blocked lsass access (EventID 1121), except from the `ProcessName`s
+    // the rule filters out: without the mapping the filters never apply and
+    // svchost.exe would be reported too.
+    let lsass = rule("win_defender_asr_lsass_access.yml");
+    let blocked = |process: &str| {
+        defender(
+            1121,
+            &format!(
+                r##"{{"Product Name": "Microsoft Defender Antivirus",
+                    "ID": "9E6C4E1F-7D60-472F-BA1A-A39EF669E4B2",
+                    "Process Name": {process:?}, "Path": "C:\\Windows\\System32\\lsass.exe"}}"##
+            ),
+        )
+    };
+    assert!(lsass.matches(&blocked(r"C:\Users\u\Downloads\mimikatz.exe")));
+    assert!(!lsass.matches(&blocked(r"C:\Windows\System32\svchost.exe")));
 }
