@@ -548,7 +548,10 @@ pub(crate) async fn finish_assertion(
     .details(json!({ "ceremony": label, "name": record.name }));
     let (effect, follow, session) = match purpose {
         AssertionFor::Reauth(p) => {
-            let session_id = p.session_id().cloned().ok_or_else(|| ApiError::internal())?;
+            let session_id = p
+                .session_id()
+                .cloned()
+                .ok_or_else(|| ApiError::internal())?;
             let e = event(
                 state,
                 meta,
