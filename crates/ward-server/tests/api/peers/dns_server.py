@@ -37,9 +37,18 @@ def main():
     resolver = FileResolver(path)
     # Quiet: the test reads only the port from stdout, then closes it.
     quiet = DNSLogger(log="-request,-reply,-truncated,-error", logf=lambda _: None)
-    udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=quiet)
-    port = udp.server.server_address[1]
-    tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=quiet)
+    # UDP on a free port, then TCP on the same number; another test may hold
+    # that TCP port, so try again with a new one.
+    for _ in range(50):
+        udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=quiet)
+        port = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=quiet)
+            break
+        except OSError:
+            udp.server.server_close()
+    else:
+        sys.exit("no port free for both UDP and TCP")
     udp.start_thread()
     tcp.start_thread()
     print(port, flush=True)
