@@ -22,6 +22,9 @@ pub(crate) async fn insert_audit(
 pub struct AuditFilter {
     pub tenant_id: Option<TenantId>,
     pub action: Option<String>,
+    /// Any of these actions (empty: no restriction), e.g. the Security page's
+    /// sign-in changes in one read.
+    pub any_action: Vec<String>,
     pub actor_id: Option<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
@@ -202,6 +205,13 @@ impl Store {
         if filter.action.is_some() {
             param(&mut sql, " AND e.action = ?");
         }
+        if !filter.any_action.is_empty() {
+            sql.push_str(" AND e.action IN (");
+            for i in 0..filter.any_action.len() {
+                param(&mut sql, if i == 0 { "?" } else { ", ?" });
+            }
+            sql.push(')');
+        }
         if filter.actor_id.is_some() {
             param(&mut sql, " AND e.actor_id = ?");
         }
@@ -227,6 +237,9 @@ impl Store {
             q = q.bind(t.as_str().to_owned());
         }
         if let Some(a) = &filter.action {
+            q = q.bind(a.clone());
+        }
+        for a in &filter.any_action {
             q = q.bind(a.clone());
         }
         if let Some(a) = &filter.actor_id {

@@ -57,6 +57,7 @@ pub(crate) async fn list_events(
         oldest_first: false,
         before_seq: q.before,
         limit,
+        any_action: Vec::new(),
     };
     let events = state.store().list_audit(&filter).await?;
     let next_before = if events.len() == limit as usize {

@@ -137,26 +137,22 @@ async fn identity_notices(
     tenant: &ward_core::TenantId,
 ) -> Result<Vec<ward_core::audit::StoredAuditEvent>, ApiError> {
     use ward_core::audit::actions as a;
-    let mut all = Vec::new();
-    for action in [
-        a::SSO_PROVIDER_CREATED,
-        a::SSO_PROVIDER_UPDATED,
-        a::SSO_PROVIDER_DELETED,
-        a::SSO_IDENTITY_LINKED,
-        a::SSO_IDENTITY_UNLINKED,
-        a::DOMAIN_VERIFIED,
-    ] {
-        let filter = ward_store::AuditFilter {
-            tenant_id: Some(tenant.clone()),
-            action: Some(action.to_owned()),
-            limit: 20,
-            ..Default::default()
-        };
-        all.extend(state.store().list_audit(&filter).await?);
-    }
-    all.sort_by_key(|e| std::cmp::Reverse(e.seq));
-    all.truncate(20);
-    Ok(all)
+    let filter = ward_store::AuditFilter {
+        tenant_id: Some(tenant.clone()),
+        any_action: [
+            a::SSO_PROVIDER_CREATED,
+            a::SSO_PROVIDER_UPDATED,
+            a::SSO_PROVIDER_DELETED,
+            a::SSO_IDENTITY_LINKED,
+            a::SSO_IDENTITY_UNLINKED,
+            a::DOMAIN_VERIFIED,
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        limit: 20,
+        ..Default::default()
+    };
+    Ok(state.store().list_audit(&filter).await?)
 }
 
 pub(crate) async fn security(

@@ -462,6 +462,64 @@ async fn a_company_cannot_claim_another_companys_domain(backend: ward_store::Bac
         )
         .await;
     expect_problem(r, StatusCode::UNPROCESSABLE_ENTITY, "email_unavailable").await;
+
+    // Cross-company probes of the new routes: Alpha's domain and provider are
+    // "not found" to Beta, exactly like missing ones, and nothing changes.
+    let a = app.member(&alpha, "admin@alpha.example", Role::Admin).await;
+    let forger = spawn_forger().await;
+    let r = app
+        .send_json(
+            Method::POST,
+            "/api/v1/sso/providers",
+            &a.auth,
+            json!({"name": "Alpha IdP", "issuer": forger.issuer, "client_id": "c",
+                "allowed_domains": ["alpha.example"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let provider = r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let before = app.audit_count().await;
+    for (method, path) in [
+        (
+            Method::DELETE,
+            "/api/v1/company/domains/alpha.example".to_owned(),
+        ),
+        (
+            Method::POST,
+            "/api/v1/company/domains/alpha.example/verify".to_owned(),
+        ),
+        (Method::POST, format!("/api/v1/me/sso-links/{provider}")),
+        (Method::DELETE, format!("/api/v1/me/sso-links/{provider}")),
+    ] {
+        let r = app.req(method, &path, &b.auth).send().await.expect("send");
+        expect_problem(r, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    assert_eq!(
+        app.audit_count().await,
+        before,
+        "the probes changed nothing"
+    );
+    assert_eq!(
+        app.store
+            .domain_owner("alpha.example")
+            .await
+            .expect("owner"),
+        Some(alpha.clone())
+    );
+    let listed: Value = app
+        .get("/api/v1/company/domains", &b.auth)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["domains"],
+        json!([]),
+        "Beta sees none of Alpha's domains"
+    );
 }
 
 /// The local DNS server (PyPI dnslib) serving the TXT records in `records`.
