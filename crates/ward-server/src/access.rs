@@ -10,8 +10,13 @@ use ward_core::{Permission, Role};
 pub enum Access {
     /// Anyone, signed in or not.
     Public,
-    /// A signed-in principal holding this permission.
+    /// A signed-in principal holding this permission: a session or an API token.
     Requires(Permission),
+    /// A signed-in browser session (cookie) holding this permission; an API token
+    /// is refused (400 `no_session` or 403 `session_required`). Sign-out,
+    /// re-authentication, passkey registration, password changes, minting tokens
+    /// and linking an identity provider belong to a person at a browser.
+    SessionOnly(Permission),
     /// Only a bearer token of the `metrics` scope: the operator's
     /// (`metrics.token_file`, every series) or an Admin's API token created with
     /// `metrics: true` (its company's series). No session or other token.
@@ -25,6 +30,35 @@ pub struct RouteAccess {
     pub access: Access,
     /// Extra rule beyond the role, stated for the docs.
     pub note: &'static str,
+    /// Security-sensitive (`Principal::require_sensitive`, at least for some
+    /// requests): a session needs a recent re-authentication, a token the
+    /// `sensitive` capability.
+    pub sensitive: bool,
+}
+
+impl RouteAccess {
+    /// Marks the route security-sensitive.
+    const fn sensitive(self) -> Self {
+        Self {
+            sensitive: true,
+            ..self
+        }
+    }
+
+    /// Which credentials the route accepts, in words (the permissions doc and
+    /// each operation's description in the OpenAPI document).
+    pub fn credentials(&self) -> &'static str {
+        match (self.access, self.sensitive) {
+            (Public, _) => "none",
+            (MetricsToken, _) => "a bearer token of the `metrics` scope",
+            (Requires(_), false) => "a session or an API token",
+            (Requires(_), true) => {
+                "a session re-authenticated recently, or an API token with the `sensitive` capability"
+            }
+            (SessionOnly(_), false) => "a browser session (cookie) only",
+            (SessionOnly(_), true) => "a browser session (cookie) re-authenticated recently",
+        }
+    }
 }
 
 const fn route(
@@ -38,10 +72,11 @@ const fn route(
         path,
         access,
         note,
+        sensitive: false,
     }
 }
 
-use Access::{MetricsToken, Public, Requires};
+use Access::{MetricsToken, Public, Requires, SessionOnly};
 use Permission as P;
 
 pub const ROUTES: &[RouteAccess] = &[
@@ -54,8 +89,8 @@ pub const ROUTES: &[RouteAccess] = &[
     route(
         "POST",
         "/api/v1/auth/logout",
-        Requires(P::ReadOwnAccount),
-        "cookie sessions only",
+        SessionOnly(P::ReadOwnAccount),
+        "",
     ),
     route(
         "POST",
@@ -78,20 +113,20 @@ pub const ROUTES: &[RouteAccess] = &[
     route(
         "POST",
         "/api/v1/auth/reauth",
-        Requires(P::ReadOwnAccount),
-        "cookie sessions only; wrong passwords throttled like sign-ins",
+        SessionOnly(P::ReadOwnAccount),
+        "wrong passwords throttled like sign-ins",
     ),
     route(
         "POST",
         "/api/v1/auth/reauth/passkey/start",
-        Requires(P::ReadOwnAccount),
-        "cookie sessions only",
+        SessionOnly(P::ReadOwnAccount),
+        "",
     ),
     route(
         "POST",
         "/api/v1/auth/reauth/passkey/finish",
-        Requires(P::ReadOwnAccount),
-        "cookie sessions only; the ceremony must be this session's",
+        SessionOnly(P::ReadOwnAccount),
+        "the ceremony must be this session's",
     ),
     route(
         "GET",
@@ -102,14 +137,14 @@ pub const ROUTES: &[RouteAccess] = &[
     route(
         "POST",
         "/api/v1/passkeys",
-        Requires(P::ReadOwnAccount),
-        "cookie sessions only; reachable before MFA is met, to enroll",
+        SessionOnly(P::ReadOwnAccount),
+        "reachable before MFA is met, to enroll",
     ),
     route(
         "POST",
         "/api/v1/passkeys/registration",
-        Requires(P::ReadOwnAccount),
-        "cookie sessions only",
+        SessionOnly(P::ReadOwnAccount),
+        "",
     ),
     route(
         "DELETE",
@@ -127,8 +162,9 @@ pub const ROUTES: &[RouteAccess] = &[
         "PUT",
         "/api/v1/company/mfa-policy",
         Requires(P::ManageSettings),
-        "recent re-authentication (cookie sessions)",
-    ),
+        "",
+    )
+    .sensitive(),
     route(
         "GET",
         "/api/v1/sso/providers",
@@ -139,20 +175,23 @@ pub const ROUTES: &[RouteAccess] = &[
         "POST",
         "/api/v1/sso/providers",
         Requires(P::ManageSettings),
-        "recent re-authentication; the secret is sealed with the settings key",
-    ),
+        "the secret is sealed with the settings key",
+    )
+    .sensitive(),
     route(
         "PATCH",
         "/api/v1/sso/providers/{id}",
         Requires(P::ManageSettings),
-        "own company only; recent re-authentication",
-    ),
+        "own company only",
+    )
+    .sensitive(),
     route(
         "DELETE",
         "/api/v1/sso/providers/{id}",
         Requires(P::ManageSettings),
-        "own company only; recent re-authentication",
-    ),
+        "own company only",
+    )
+    .sensitive(),
     route(
         "GET",
         "/api/v1/company/domains",
@@ -163,20 +202,23 @@ pub const ROUTES: &[RouteAccess] = &[
         "POST",
         "/api/v1/company/domains",
         Requires(P::ManageSettings),
-        "sensitive: recent re-authentication (with MFA where required) or a sensitive token",
-    ),
+        "with MFA where the company requires it",
+    )
+    .sensitive(),
     route(
         "DELETE",
         "/api/v1/company/domains/{domain}",
         Requires(P::ManageSettings),
-        "own company only; sensitive",
-    ),
+        "own company only",
+    )
+    .sensitive(),
     route(
         "POST",
         "/api/v1/company/domains/{domain}/verify",
         Requires(P::ManageSettings),
-        "own company only; sensitive; a DNS TXT lookup through the configured resolver",
-    ),
+        "own company only; a DNS TXT lookup through the configured resolver",
+    )
+    .sensitive(),
     route(
         "GET",
         "/api/v1/me/sso-links",
@@ -186,9 +228,10 @@ pub const ROUTES: &[RouteAccess] = &[
     route(
         "POST",
         "/api/v1/me/sso-links/{provider_id}",
-        Requires(P::ReadOwnAccount),
-        "the owner, in a password or passkey session re-authenticated recently; own company's providers only",
-    ),
+        SessionOnly(P::ReadOwnAccount),
+        "the owner, in a password or passkey session; own company's providers only",
+    )
+    .sensitive(),
     route(
         "DELETE",
         "/api/v1/me/sso-links/{provider_id}",
@@ -319,8 +362,8 @@ pub const ROUTES: &[RouteAccess] = &[
     route(
         "POST",
         "/api/v1/me/password",
-        Requires(P::ReadOwnAccount),
-        "cookie sessions only; revokes all sessions",
+        SessionOnly(P::ReadOwnAccount),
+        "revokes all sessions",
     ),
     route(
         "GET",
@@ -332,8 +375,9 @@ pub const ROUTES: &[RouteAccess] = &[
         "POST",
         "/api/v1/users",
         Requires(P::ManageUsers),
-        "role never above the caller's",
-    ),
+        "role never above the caller's; sensitive when the role is Admin",
+    )
+    .sensitive(),
     route(
         "GET",
         "/api/v1/users/{id}",
@@ -344,14 +388,16 @@ pub const ROUTES: &[RouteAccess] = &[
         "PATCH",
         "/api/v1/users/{id}",
         Requires(P::ManageUsers),
-        "role never above the caller's; keeps one Admin; role or status changes need recent re-authentication",
-    ),
+        "role never above the caller's; keeps one Admin; sensitive when the role or status changes",
+    )
+    .sensitive(),
     route(
         "DELETE",
         "/api/v1/users/{id}",
         Requires(P::ManageUsers),
-        "disables; keeps one Admin; recent re-authentication",
-    ),
+        "disables; keeps one Admin",
+    )
+    .sensitive(),
     route(
         "DELETE",
         "/api/v1/users/{id}/sessions",
@@ -379,9 +425,10 @@ pub const ROUTES: &[RouteAccess] = &[
     route(
         "POST",
         "/api/v1/tokens",
-        Requires(P::ManageOwnTokens),
-        "cookie sessions only; scope never above the caller's role",
-    ),
+        SessionOnly(P::ManageOwnTokens),
+        "scope never above the caller's role; sensitive for a `sensitive` token",
+    )
+    .sensitive(),
     route(
         "DELETE",
         "/api/v1/tokens/{id}",
@@ -455,18 +502,8 @@ pub const ROUTES: &[RouteAccess] = &[
         "decrypts credentials; audited; through the egress policy, answers a reason class only",
     ),
     route("GET", "/api/v1/keys/status", Requires(P::ReadKeyStatus), ""),
-    route(
-        "POST",
-        "/api/v1/keys/rotate",
-        Requires(P::ManageKeys),
-        "recent re-authentication",
-    ),
-    route(
-        "PUT",
-        "/api/v1/keys/policy",
-        Requires(P::ManageKeys),
-        "recent re-authentication",
-    ),
+    route("POST", "/api/v1/keys/rotate", Requires(P::ManageKeys), "").sensitive(),
+    route("PUT", "/api/v1/keys/policy", Requires(P::ManageKeys), "").sensitive(),
     route("GET", "/healthz", Public, ""),
     route("GET", "/readyz", Public, ""),
     route(
@@ -506,12 +543,12 @@ pub fn render_permissions_doc() -> String {
             mark(Role::Viewer)
         ));
     }
-    out.push_str("\n## Routes\n\n| method | path | requires | admin | user | viewer | notes |\n|---|---|---|---|---|---|---|\n");
+    out.push_str("\n## Routes\n\nThe credentials column is also each operation's `security` in the OpenAPI document; a *sensitive* route needs a recent re-authentication (with a second factor where the company requires MFA) or a token minted with `\"sensitive\": true`.\n\n| method | path | requires | credentials | admin | user | viewer | notes |\n|---|---|---|---|---|---|---|---|\n");
     for r in ROUTES {
         let (req, marks) = match r.access {
             Public => ("public".to_owned(), ["yes", "yes", "yes"]),
             MetricsToken => ("the `metrics` token".to_owned(), ["—", "—", "—"]),
-            Requires(p) => {
+            Requires(p) | SessionOnly(p) => {
                 let m = |role: Role| if role.allows(p) { "yes" } else { "—" };
                 (
                     format!("`{}`", p.name()),
@@ -520,8 +557,15 @@ pub fn render_permissions_doc() -> String {
             }
         };
         out.push_str(&format!(
-            "| {} | `{}` | {} | {} | {} | {} | {} |\n",
-            r.method, r.path, req, marks[0], marks[1], marks[2], r.note
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} |\n",
+            r.method,
+            r.path,
+            req,
+            r.credentials(),
+            marks[0],
+            marks[1],
+            marks[2],
+            r.note
         ));
     }
     out

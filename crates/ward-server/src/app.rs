@@ -1,4 +1,4 @@
-//! Assembles the router: API routes with their OpenAPI document, fallbacks that
+//! Assembles the router: API routes with their OpenAPI document (`openapi.rs`), fallbacks that
 //! answer in problem details, and the middleware stack.
 
 use std::sync::Arc;
@@ -9,69 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware as mw};
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::middleware::{capture_route, csrf, rate_limit, request_meta, security_headers};
 use crate::{ApiError, AppState};
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Ward API", description = "Ward's control-plane API. Errors are RFC 9457 problem details with a stable `code`."),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "auth", description = "Sign-in and sign-out"),
-        (name = "account", description = "The caller's own account"),
-        (name = "users", description = "A company's users (Admin)"),
-        (name = "sessions", description = "The caller's sessions"),
-        (name = "passkeys", description = "The caller's passkeys (WebAuthn)"),
-        (name = "company", description = "Company settings: MFA policy"),
-        (name = "rules", description = "Detection rules (Sigma) and their versions"),
-        (name = "sso", description = "The company's OpenID Connect providers (Admin)"),
-        (name = "tokens", description = "The caller's API tokens"),
-        (name = "audit", description = "The company's audit trail"),
-        (name = "connections", description = "SIEM connections; credentials are write-only"),
-        (name = "keys", description = "The company's encryption keys"),
-        (name = "operations", description = "Health, readiness, metrics"),
-    )
-)]
-struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "session_cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("ward_session"))),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("ward_...")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The OpenAPI document for every route, generated from the handlers.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
-        .merge(crate::routes::api_routes())
-        .split_for_parts();
-    api
-}
-
 /// The whole app, ready to serve with `into_make_service_with_connect_info`.
 pub fn build_app(state: AppState) -> Router {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(crate::routes::api_routes())
-        .split_for_parts();
+    let (router, api) = crate::openapi::api();
     let spec = Arc::new(api);
     let body_limit = state.settings.max_body_bytes;
     router

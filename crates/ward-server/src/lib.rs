@@ -20,6 +20,7 @@ pub mod forwarding;
 pub mod keyring;
 pub mod metrics;
 mod middleware;
+mod openapi;
 mod passkeys;
 mod path_guard;
 mod problem;
@@ -34,8 +35,9 @@ mod state;
 mod views;
 mod web;
 
-pub use app::{build_app, openapi};
+pub use app::build_app;
 pub use clock::{Clock, SystemClock};
+pub use openapi::openapi;
 pub use problem::{ApiError, Problem};
 pub use serve::{ServeError, serve};
 pub use settings::{

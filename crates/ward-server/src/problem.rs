@@ -9,6 +9,75 @@ use utoipa::ToSchema;
 use ward_core::InvalidField;
 use ward_store::{Conflict, StoreError};
 
+/// Every stable `code` a problem body carries, in the order docs/api.md lists
+/// them: the enum of the OpenAPI `Problem` schema. A problem rendered with a code
+/// missing here fails in debug builds (every test), and a test keeps docs/api.md
+/// in step.
+pub const PROBLEM_CODES: &[&str] = &[
+    "malformed_json",
+    "invalid_query",
+    "no_session",
+    "proof_out_of_range",
+    "passkey_refused",
+    "sso_failed",
+    "no_sso",
+    "invalid_path",
+    "unauthenticated",
+    "reauth_failed",
+    "invalid_credentials",
+    "session_invalid",
+    "token_invalid",
+    "metrics_token_required",
+    "forbidden",
+    "role_escalation",
+    "session_required",
+    "wrong_password",
+    "csrf_rejected",
+    "mfa_required",
+    "reauthentication_required",
+    "separation_of_duties",
+    "sensitive_capability_required",
+    "link_refused",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "identity_linked",
+    "domain_taken",
+    "email_taken",
+    "last_admin",
+    "last_factor",
+    "would_lock_out",
+    "no_passkey",
+    "name_taken",
+    "duplicate_rule_id",
+    "stale_version",
+    "no_tests",
+    "no_positive_test",
+    "tests_failing",
+    "invalid_transition",
+    "already_approved",
+    "key_destroyed",
+    "decryption_failed",
+    "body_too_large",
+    "unsupported_media_type",
+    "invalid_body",
+    "invalid_field",
+    "invalid_credential",
+    "domain_verification_failed",
+    "domain_not_verified",
+    "email_unavailable",
+    "credentials_required",
+    "invalid_rule",
+    "invalid_bundle",
+    "import_failed",
+    "rate_limited",
+    "login_throttled",
+    "password_locked",
+    "internal",
+    "unavailable",
+    "passkeys_unavailable",
+];
+
 /// The problem details body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -18,7 +87,8 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Stable machine-readable error code.
+    /// Stable machine-readable error code (one of `PROBLEM_CODES`, the enum the
+    /// OpenAPI document states).
     pub code: String,
     /// The field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +210,11 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        debug_assert!(
+            PROBLEM_CODES.contains(&self.code),
+            "problem code {:?} is missing from problem::PROBLEM_CODES (and docs/api.md)",
+            self.code
+        );
         let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
         let body = Problem {
             kind: format!("urn:ward:problem:{}", self.code),

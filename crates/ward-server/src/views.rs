@@ -139,6 +139,7 @@ pub struct ReauthRequest {
 #[serde(deny_unknown_fields)]
 pub struct MfaPolicyView {
     /// `none`, `require_mfa` or `require_passkey`.
+    #[schema(schema_with = crate::openapi::schemas::mfa_policy)]
     pub policy: String,
 }
 
@@ -179,6 +180,7 @@ pub struct CreateUserRequest {
     pub email: String,
     pub display_name: Option<String>,
     /// `admin`, `user` or `viewer`.
+    #[schema(schema_with = crate::openapi::schemas::role)]
     pub role: String,
     pub password: String,
 }
@@ -187,6 +189,7 @@ pub struct CreateUserRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     pub display_name: Option<String>,
+    #[schema(schema_with = crate::openapi::schemas::optional_role)]
     pub role: Option<String>,
     pub disabled: Option<bool>,
 }
@@ -237,8 +240,10 @@ pub struct RevokedCount {
 pub struct CreateTokenRequest {
     pub name: String,
     /// `admin`, `user` or `viewer`; never above the creator's role. Defaults to it.
+    #[schema(schema_with = crate::openapi::schemas::optional_role)]
     pub scope: Option<String>,
     /// 1 to 366; default 90. Not allowed with `sensitive` (those live one hour).
+    #[schema(minimum = 1, maximum = 366)]
     pub expires_in_days: Option<i64>,
     /// The capability for security-sensitive actions (MFA policy, SSO
     /// providers, roles, keys, domains, review policy). Only from a session
@@ -350,6 +355,7 @@ pub struct TokenList {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Exact action name, e.g. `auth.login_failed`.
@@ -357,12 +363,15 @@ pub struct AuditQuery {
     /// Actor id (a user id or token id).
     pub actor: Option<String>,
     /// RFC 3339; events at or after.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339; events before.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Cursor from `next_before` of the previous page.
     pub before: Option<i64>,
     /// 1 to 500; default 100.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -462,12 +471,13 @@ pub struct ConnectionList {
 #[serde(deny_unknown_fields)]
 pub struct CreateConnectionRequest {
     pub name: String,
+    #[schema(schema_with = crate::openapi::schemas::connection_kind)]
     pub kind: String,
     pub base_url: String,
     /// By kind: splunk `token`; elastic `token` or `username`+`password`; sentinel
     /// and crowdstrike `client_id`+`client_secret`; generic-http `token` or
     /// `username`+`password`. Write-only: never returned.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = crate::openapi::schemas::credentials)]
     pub credentials: ward_core::connection::Credentials,
 }
 
@@ -477,7 +487,7 @@ pub struct UpdateConnectionRequest {
     pub name: Option<String>,
     pub base_url: Option<String>,
     /// Replaces all credentials when present (same shapes as on create).
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::openapi::schemas::optional_credentials)]
     pub credentials: Option<ward_core::connection::Credentials>,
 }
 
@@ -540,6 +550,7 @@ pub struct RotatedKey {
 #[serde(deny_unknown_fields)]
 pub struct KeyPolicyRequest {
     /// 1 to 3650 days.
+    #[schema(minimum = 1, maximum = 3650)]
     pub rotation_interval_days: i64,
 }
 
@@ -556,6 +567,7 @@ pub struct CheckpointView {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionQuery {
     /// Leaf index, below `size`.
@@ -573,9 +585,11 @@ pub struct InclusionProofView {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
     /// Older tree size, at least 1.
+    #[param(minimum = 1)]
     pub from: u64,
     /// Newer tree size, at least `from` and at most the current tree size.
     pub to: u64,
@@ -590,22 +604,34 @@ pub struct ConsistencyProofView {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `jsonl`, `ocsf`, `cef`, `csv` or `proofs`.
+    #[param(schema_with = export_format_schema)]
     pub format: String,
     /// Exact action name (not for `proofs`).
     pub action: Option<String>,
     /// Actor id (not for `proofs`).
     pub actor: Option<String>,
     /// RFC 3339; events at or after (not for `proofs`).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339; events before (not for `proofs`).
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// First leaf index (`proofs` only; default 0).
     pub from: Option<u64>,
     /// Leaf index after the last (`proofs` only; default the tree size).
     pub to: Option<u64>,
+}
+
+/// The `format` parameter's values; the handler reads the text itself.
+fn export_format_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["jsonl", "ocsf", "cef", "csv", "proofs"]))
+        .build()
 }
 
 #[cfg(test)]
@@ -656,10 +682,11 @@ pub struct SsoProviderRequest {
     /// Default `groups`.
     pub groups_claim: Option<String>,
     /// `[{"group": "soc-leads", "role": "admin"}, ...]`
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(schema_with = crate::openapi::schemas::role_mappings)]
     pub role_mappings: Option<Vec<ward_core::sso::RoleMapping>>,
     /// Role of a provisioned user whose groups match no mapping: `admin`,
     /// `user`, `viewer`, or `none` (refuse them). Default none.
+    #[schema(schema_with = crate::openapi::schemas::default_role)]
     pub default_role: Option<String>,
     pub allowed_domains: Vec<String>,
     /// Create accounts at first sign-in. Default false.
@@ -681,8 +708,9 @@ pub struct UpdateSsoProviderRequest {
     pub scopes: Option<Vec<String>>,
     pub groups_claim: Option<String>,
     /// `[{"group": "soc-leads", "role": "admin"}, ...]`
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(schema_with = crate::openapi::schemas::role_mappings)]
     pub role_mappings: Option<Vec<ward_core::sso::RoleMapping>>,
+    #[schema(schema_with = crate::openapi::schemas::default_role)]
     pub default_role: Option<String>,
     pub allowed_domains: Option<Vec<String>>,
     pub jit_provisioning: Option<bool>,
@@ -892,7 +920,7 @@ pub struct RuleDiffView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleTestsBody {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = crate::openapi::schemas::rule_tests)]
     pub tests: Vec<ward_rules::RuleTest>,
 }
 

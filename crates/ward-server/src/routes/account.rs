@@ -19,8 +19,7 @@ use crate::{ApiError, AppState};
 
 /// Who am I: the user, how this request authenticated, and the role it acts with.
 #[utoipa::path(get, path = "/api/v1/me", tag = "account",
-    responses((status = 200, body = MeView), (status = 401, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = MeView), (status = 401, body = crate::Problem)))]
 pub(crate) async fn me(principal: Principal) -> Result<Json<MeView>, ApiError> {
     principal.require(Permission::ReadOwnAccount)?;
     // The user was read together with the session, in the same query.
@@ -45,8 +44,7 @@ pub(crate) async fn me(principal: Principal) -> Result<Json<MeView>, ApiError> {
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "account", request_body = ChangePasswordRequest,
     responses((status = 204, description = "Changed; all sessions revoked"),
         (status = 403, body = crate::Problem, description = "`wrong_password` or `session_required`"),
-        (status = 422, body = crate::Problem, description = "`invalid_field` (password policy)")),
-    security(("session_cookie" = [])))]
+        (status = 422, body = crate::Problem, description = "`invalid_field` (password policy)")))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -26,8 +26,7 @@ const MAX_LIMIT: u32 = 500;
 
 /// The company's audit events, newest first, filtered and paginated.
 #[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditPage), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = AuditPage), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)))]
 pub(crate) async fn list_events(
     State(state): State<AppState>,
     principal: Principal,
@@ -83,8 +82,7 @@ fn proof_error(e: crate::audit_log::ProofError) -> ApiError {
 /// The newest signed checkpoint of the installation's audit tree, signing one now
 /// if the tree has grown and the newest is more than five seconds old.
 #[utoipa::path(get, path = "/api/v1/audit/checkpoint", tag = "audit",
-    responses((status = 200, body = CheckpointView), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = CheckpointView), (status = 403, body = crate::Problem)))]
 pub(crate) async fn checkpoint(
     State(state): State<AppState>,
     principal: Principal,
@@ -104,8 +102,7 @@ pub(crate) async fn checkpoint(
 
 /// RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves.
 #[utoipa::path(get, path = "/api/v1/audit/proof/inclusion", tag = "audit", params(InclusionQuery),
-    responses((status = 200, body = InclusionProofView), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = InclusionProofView), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)))]
 pub(crate) async fn inclusion(
     State(state): State<AppState>,
     principal: Principal,
@@ -126,8 +123,7 @@ pub(crate) async fn inclusion(
 
 /// RFC 9162 consistency proof from the tree of `from` leaves to the tree of `to`.
 #[utoipa::path(get, path = "/api/v1/audit/proof/consistency", tag = "audit", params(ConsistencyQuery),
-    responses((status = 200, body = ConsistencyProofView), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = ConsistencyProofView), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)))]
 pub(crate) async fn consistency(
     State(state): State<AppState>,
     principal: Principal,
@@ -149,9 +145,9 @@ pub(crate) async fn consistency(
 /// `csv`, or `proofs` (a verifiable export: a signed checkpoint, the company's
 /// events with inclusion proofs, other companies' events as hashes).
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportQuery),
-    responses((status = 200, description = "The export, streamed", content_type = "application/x-ndjson"),
-        (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, description = "The export, streamed: JSON Lines for `jsonl`, `ocsf` and `proofs`, CEF lines as text, CSV",
+            content(("application/x-ndjson"), ("text/plain"), ("text/csv"))),
+        (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)))]
 pub(crate) async fn export(
     State(state): State<AppState>,
     meta: RequestMeta,

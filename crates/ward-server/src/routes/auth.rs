@@ -354,8 +354,7 @@ pub(crate) fn session_cookie_for(
 
 /// Sign out: revokes this session and clears the cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
-    responses((status = 204, description = "Signed out"), (status = 400, body = crate::Problem), (status = 401, body = crate::Problem)),
-    security(("session_cookie" = [])))]
+    responses((status = 204, description = "Signed out"), (status = 400, body = crate::Problem), (status = 401, body = crate::Problem)))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -105,8 +105,7 @@ async fn seal(
 
 /// The company's connections (metadata only).
 #[utoipa::path(get, path = "/api/v1/connections", tag = "connections",
-    responses((status = 200, body = ConnectionList)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = ConnectionList)))]
 pub(crate) async fn list_connections(
     State(state): State<AppState>,
     principal: Principal,
@@ -120,8 +119,7 @@ pub(crate) async fn list_connections(
 
 /// Create a connection; credentials are encrypted before they are stored.
 #[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = CreateConnectionRequest,
-    responses((status = 201, body = ConnectionView), (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 201, body = ConnectionView), (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)))]
 pub(crate) async fn create_connection(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -169,8 +167,7 @@ async fn find(state: &AppState, tenant: &TenantId, id: &str) -> Result<Connectio
 /// One connection (metadata only).
 #[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
-    responses((status = 200, body = ConnectionView), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = ConnectionView), (status = 404, body = crate::Problem)))]
 pub(crate) async fn get_connection(
     State(state): State<AppState>,
     principal: Principal,
@@ -185,8 +182,7 @@ pub(crate) async fn get_connection(
 /// Change a connection's name or URL, or replace its credentials.
 #[utoipa::path(patch, path = "/api/v1/connections/{id}", tag = "connections", request_body = UpdateConnectionRequest,
     params(("id" = String, Path, description = "Connection id")),
-    responses((status = 200, body = ConnectionView), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = ConnectionView), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)))]
 pub(crate) async fn update_connection(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -254,8 +250,7 @@ pub(crate) async fn update_connection(
 /// Delete a connection and its encrypted credentials.
 #[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204, description = "Deleted"), (status = 404, body = crate::Problem)))]
 pub(crate) async fn delete_connection(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -292,8 +287,7 @@ pub(crate) async fn delete_connection(
 #[utoipa::path(post, path = "/api/v1/connections/{id}/test", tag = "connections",
     params(("id" = String, Path, description = "Connection id")),
     responses((status = 200, body = ConnectionTestResult), (status = 404, body = crate::Problem),
-        (status = 409, body = crate::Problem, description = "`key_destroyed`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 409, body = crate::Problem, description = "`key_destroyed`")))]
 pub(crate) async fn test_connection(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -38,8 +38,7 @@ async fn find(state: &AppState, p: &Principal, domain: &str) -> Result<DomainCla
 
 /// The company's domains and the TXT record that verifies each.
 #[utoipa::path(get, path = "/api/v1/company/domains", tag = "company",
-    responses((status = 200, body = DomainList)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = DomainList)))]
 pub(crate) async fn list_domains(
     State(state): State<AppState>,
     principal: Principal,
@@ -54,8 +53,7 @@ pub(crate) async fn list_domains(
 /// Claims a domain (unverified): answers the TXT record to publish.
 #[utoipa::path(post, path = "/api/v1/company/domains", tag = "company", request_body = ClaimDomainRequest,
     responses((status = 201, body = DomainView), (status = 409, body = crate::Problem, description = "`domain_taken`"),
-        (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 422, body = crate::Problem)))]
 pub(crate) async fn claim_domain(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -101,8 +99,7 @@ pub(crate) async fn claim_domain(
     params(("domain" = String, Path)),
     responses((status = 200, body = DomainView), (status = 404, body = crate::Problem),
         (status = 409, body = crate::Problem, description = "`domain_taken`: another company holds it verified"),
-        (status = 422, body = crate::Problem, description = "`domain_verification_failed`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 422, body = crate::Problem, description = "`domain_verification_failed`")))]
 pub(crate) async fn verify_domain(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -176,8 +173,7 @@ pub(crate) async fn verify_domain(
 /// domain is open to other companies again.
 #[utoipa::path(delete, path = "/api/v1/company/domains/{domain}", tag = "company",
     params(("domain" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204), (status = 404, body = crate::Problem)))]
 pub(crate) async fn remove_domain(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -42,8 +42,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
         (status = 401, body = crate::Problem, description = "`metrics_token_required`: no bearer token"),
-        (status = 403, body = crate::Problem, description = "`forbidden`: a token or session without the `metrics` scope, or no metrics token configured")),
-    security(("bearer" = [])))]
+        (status = 403, body = crate::Problem, description = "`forbidden`: a token or session without the `metrics` scope, or no metrics token configured")))]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,

@@ -91,8 +91,7 @@ pub(crate) async fn key_status(state: &AppState, tenant: &TenantId) -> Result<Ke
 
 /// The company's key versions and re-encryption progress.
 #[utoipa::path(get, path = "/api/v1/keys/status", tag = "keys",
-    responses((status = 200, body = KeyStatus), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = KeyStatus), (status = 403, body = crate::Problem)))]
 pub(crate) async fn status(
     State(state): State<AppState>,
     principal: Principal,
@@ -104,8 +103,7 @@ pub(crate) async fn status(
 /// Rotate the company key now: a new active version; the previous one becomes
 /// decrypt-only until background re-encryption has moved every ciphertext off it.
 #[utoipa::path(post, path = "/api/v1/keys/rotate", tag = "keys",
-    responses((status = 200, body = RotatedKey), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = RotatedKey), (status = 403, body = crate::Problem)))]
 pub(crate) async fn rotate(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -129,8 +127,7 @@ pub(crate) async fn rotate(
 
 /// Set how often the company key rotates automatically.
 #[utoipa::path(put, path = "/api/v1/keys/policy", tag = "keys", request_body = KeyPolicyRequest,
-    responses((status = 204, description = "Saved"), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204, description = "Saved"), (status = 422, body = crate::Problem)))]
 pub(crate) async fn set_policy(
     State(state): State<AppState>,
     meta: RequestMeta,

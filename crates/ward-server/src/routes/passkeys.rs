@@ -35,8 +35,7 @@ fn options_response(
 
 /// The caller's passkeys.
 #[utoipa::path(get, path = "/api/v1/passkeys", tag = "passkeys",
-    responses((status = 200, body = PasskeyList), (status = 401, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = PasskeyList), (status = 401, body = crate::Problem)))]
 pub(crate) async fn list_passkeys(
     State(state): State<AppState>,
     principal: Principal,
@@ -54,8 +53,7 @@ pub(crate) async fn list_passkeys(
 /// Starts registering a passkey (cookie sessions only): WebAuthn creation options.
 #[utoipa::path(post, path = "/api/v1/passkeys/registration", tag = "passkeys",
     responses((status = 200, body = PasskeyOptions, description = "Creation options; `Set-Cookie` names the ceremony"),
-        (status = 400, body = crate::Problem), (status = 401, body = crate::Problem)),
-    security(("session_cookie" = [])))]
+        (status = 400, body = crate::Problem), (status = 401, body = crate::Problem)))]
 pub(crate) async fn start_registration(
     State(state): State<AppState>,
     principal: Principal,
@@ -70,8 +68,7 @@ pub(crate) async fn start_registration(
 /// Finishes registering a passkey.
 #[utoipa::path(post, path = "/api/v1/passkeys", tag = "passkeys", request_body = RegisterPasskeyRequest,
     responses((status = 201, body = PasskeyView), (status = 400, body = crate::Problem, description = "`passkey_refused` (audited) or `ceremony_expired`"),
-        (status = 401, body = crate::Problem), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = [])))]
+        (status = 401, body = crate::Problem), (status = 422, body = crate::Problem)))]
 pub(crate) async fn register_passkey(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -91,8 +88,7 @@ pub(crate) async fn register_passkey(
 /// requires MFA.
 #[utoipa::path(delete, path = "/api/v1/passkeys/{id}", tag = "passkeys",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::Problem), (status = 409, body = crate::Problem, description = "`last_factor`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204), (status = 404, body = crate::Problem), (status = 409, body = crate::Problem, description = "`last_factor`")))]
 pub(crate) async fn remove_passkey(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -185,8 +181,7 @@ pub(crate) async fn second_factor(
 
 /// Re-authenticates this session with the password.
 #[utoipa::path(post, path = "/api/v1/auth/reauth", tag = "auth", request_body = ReauthRequest,
-    responses((status = 204), (status = 401, body = crate::Problem, description = "`reauth_failed` (audited)"), (status = 429, body = crate::Problem)),
-    security(("session_cookie" = [])))]
+    responses((status = 204), (status = 401, body = crate::Problem, description = "`reauth_failed` (audited)"), (status = 429, body = crate::Problem)))]
 pub(crate) async fn reauth_with_password(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -235,8 +230,7 @@ pub(crate) async fn reauth_with_password(
 
 /// Starts re-authenticating this session with one of the caller's passkeys.
 #[utoipa::path(post, path = "/api/v1/auth/reauth/passkey/start", tag = "auth",
-    responses((status = 200, body = PasskeyOptions), (status = 409, body = crate::Problem, description = "`no_passkey`")),
-    security(("session_cookie" = [])))]
+    responses((status = 200, body = PasskeyOptions), (status = 409, body = crate::Problem, description = "`no_passkey`")))]
 pub(crate) async fn start_passkey_reauth(
     State(state): State<AppState>,
     principal: Principal,
@@ -255,8 +249,7 @@ pub(crate) async fn start_passkey_reauth(
 
 /// Finishes a passkey re-authentication; the session becomes multi-factor.
 #[utoipa::path(post, path = "/api/v1/auth/reauth/passkey/finish", tag = "auth", request_body = PasskeyResponse,
-    responses((status = 204), (status = 400, body = crate::Problem, description = "`passkey_refused` (audited)")),
-    security(("session_cookie" = [])))]
+    responses((status = 204), (status = 400, body = crate::Problem, description = "`passkey_refused` (audited)")))]
 pub(crate) async fn finish_passkey_reauth(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -279,8 +272,7 @@ pub(crate) async fn finish_passkey_reauth(
 
 /// The company's MFA policy.
 #[utoipa::path(get, path = "/api/v1/company/mfa-policy", tag = "company",
-    responses((status = 200, body = MfaPolicyView), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = MfaPolicyView), (status = 403, body = crate::Problem)))]
 pub(crate) async fn get_mfa_policy(
     State(state): State<AppState>,
     principal: Principal,
@@ -294,8 +286,7 @@ pub(crate) async fn get_mfa_policy(
 
 /// Sets the company's MFA policy (Admin, recent re-authentication).
 #[utoipa::path(put, path = "/api/v1/company/mfa-policy", tag = "company", request_body = MfaPolicyView,
-    responses((status = 200, body = MfaPolicyView), (status = 403, body = crate::Problem, description = "`forbidden` or `reauthentication_required`"), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = MfaPolicyView), (status = 403, body = crate::Problem, description = "`forbidden` or `reauthentication_required`"), (status = 422, body = crate::Problem)))]
 pub(crate) async fn set_mfa_policy(
     State(state): State<AppState>,
     meta: RequestMeta,

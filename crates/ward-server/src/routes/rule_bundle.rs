@@ -26,6 +26,7 @@ use crate::{ApiError, AppState};
 pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportQuery {
     /// Import the valid files even when others fail.
@@ -65,12 +66,12 @@ struct Planned {
 /// any other rule is created. `RULE.tests.yml|yaml|json` beside a rule are its
 /// tests.
 #[utoipa::path(post, path = "/api/v1/rules/import", tag = "rules", params(ImportQuery),
-    request_body(content = Vec<u8>, content_type = "application/zip"),
+    request_body(content = inline(crate::openapi::schemas::ZipArchive), content_type = "application/zip",
+        description = "A zip of Sigma files (any content type is read as one)"),
     responses((status = 200, body = ImportReport),
         (status = 403, body = crate::Problem),
         (status = 413, body = crate::Problem),
-        (status = 422, body = crate::Problem, description = "`invalid_bundle`, or `import_failed` with per-file `files` (nothing written)")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 422, body = crate::Problem, description = "`invalid_bundle`, or `import_failed` with per-file `files` (nothing written)")))]
 pub(crate) async fn import_rules(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -411,8 +412,7 @@ fn check_file(r: BundledRule) -> CheckedFile {
 /// Exports the company's rules as a zip: `<product>/<title>.yml` per rule, its
 /// current text, with `<title>.tests.json` beside it when it has tests.
 #[utoipa::path(get, path = "/api/v1/rules/export", tag = "rules",
-    responses((status = 200, content_type = "application/zip", body = Vec<u8>)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, content_type = "application/zip", body = inline(crate::openapi::schemas::ZipArchive))))]
 pub(crate) async fn export_rules(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -120,6 +120,7 @@ pub struct ReviewQueue {
 #[serde(deny_unknown_fields)]
 pub struct ReviewPolicyBody {
     /// Distinct approvals a rule needs (1 to 5).
+    #[schema(minimum = 1, maximum = 5)]
     pub min_approvers: u32,
     /// Approvers' accounts must have existed before the change was submitted
     /// (default false).
@@ -200,8 +201,7 @@ async fn find_rule(state: &AppState, p: &Principal, id: &str) -> Result<Rule, Ap
 /// first (and the run recorded): all must pass and one must expect a match.
 #[utoipa::path(post, path = "/api/v1/rules/{id}/submit", tag = "rules", params(("id" = String, Path)), request_body = ReviewStepRequest,
     responses((status = 200, body = RuleReviewView), (status = 403, body = crate::Problem), (status = 404, body = crate::Problem),
-        (status = 409, body = crate::Problem, description = "`no_tests`, `no_positive_test`, `tests_failing`, `stale_version` or `invalid_transition`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 409, body = crate::Problem, description = "`no_tests`, `no_positive_test`, `tests_failing`, `stale_version` or `invalid_transition`")))]
 pub(crate) async fn submit_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -313,8 +313,7 @@ pub(crate) async fn submit_rule(
     responses((status = 200, body = RuleReviewView),
         (status = 403, body = crate::Problem, description = "`forbidden` or `separation_of_duties` (an author of the change)"),
         (status = 404, body = crate::Problem),
-        (status = 409, body = crate::Problem, description = "`stale_version`, `already_approved` or `invalid_transition`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 409, body = crate::Problem, description = "`stale_version`, `already_approved` or `invalid_transition`")))]
 pub(crate) async fn approve_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -371,8 +370,7 @@ pub(crate) async fn approve_rule(
         (status = 403, body = crate::Problem, description = "`forbidden` or `separation_of_duties`"),
         (status = 404, body = crate::Problem),
         (status = 409, body = crate::Problem, description = "`stale_version` or `invalid_transition`"),
-        (status = 422, body = crate::Problem, description = "`invalid_field`: the reason")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 422, body = crate::Problem, description = "`invalid_field`: the reason")))]
 pub(crate) async fn reject_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -419,8 +417,7 @@ pub(crate) async fn reject_rule(
 
 /// The review page's data for a rule.
 #[utoipa::path(get, path = "/api/v1/rules/{id}/review", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = RuleReviewView), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = RuleReviewView), (status = 404, body = crate::Problem)))]
 pub(crate) async fn get_review(
     State(state): State<AppState>,
     principal: Principal,
@@ -490,8 +487,7 @@ pub(crate) async fn review_view(
 /// The company's open reviews, oldest first, each saying whether the caller
 /// may act on it.
 #[utoipa::path(get, path = "/api/v1/reviews", tag = "rules",
-    responses((status = 200, body = ReviewQueue)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = ReviewQueue)))]
 pub(crate) async fn review_queue(
     State(state): State<AppState>,
     principal: Principal,
@@ -512,8 +508,7 @@ pub(crate) async fn review_queue(
 
 /// How many approvals a rule needs in this company.
 #[utoipa::path(get, path = "/api/v1/company/review-policy", tag = "rules",
-    responses((status = 200, body = ReviewPolicyBody)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = ReviewPolicyBody)))]
 pub(crate) async fn get_review_policy(
     State(state): State<AppState>,
     principal: Principal,
@@ -529,8 +524,7 @@ pub(crate) async fn get_review_policy(
 /// Sets how many approvals a rule needs. Open reviews keep the number they
 /// were submitted under.
 #[utoipa::path(put, path = "/api/v1/company/review-policy", tag = "rules", request_body = ReviewPolicyBody,
-    responses((status = 200, body = ReviewPolicyBody), (status = 403, body = crate::Problem), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = ReviewPolicyBody), (status = 403, body = crate::Problem), (status = 422, body = crate::Problem)))]
 pub(crate) async fn set_review_policy(
     State(state): State<AppState>,
     meta: RequestMeta,

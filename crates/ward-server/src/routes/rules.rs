@@ -89,8 +89,7 @@ pub(crate) fn id_taken(e: StoreError) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/rules", tag = "rules", request_body = RuleRequest,
     responses((status = 201, body = RuleView), (status = 403, body = crate::Problem),
         (status = 409, body = crate::Problem, description = "`duplicate_rule_id`"),
-        (status = 422, body = crate::Problem, description = "`invalid_rule`, every error with its line and column")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 422, body = crate::Problem, description = "`invalid_rule`, every error with its line and column")))]
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -126,19 +125,47 @@ pub(crate) async fn create_rule(
     ))
 }
 
+/// The rule list's filter as the API reads it; every given criterion must hold
+/// (`ward_core::rule::RuleFilter`).
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RuleListQuery {
+    /// `draft`, `in_review`, `approved` or `rejected`; empty means any.
+    #[param(schema_with = crate::openapi::schemas::rule_status_filter)]
+    status: Option<String>,
+    /// The Sigma `level`, compared case-insensitively.
+    level: Option<String>,
+    /// One whole tag, compared case-insensitively.
+    tag: Option<String>,
+    /// Part of the current version's author.
+    author: Option<String>,
+    /// Part of `product/category/service`.
+    logsource: Option<String>,
+}
+
+impl From<RuleListQuery> for RuleFilter {
+    fn from(q: RuleListQuery) -> Self {
+        RuleFilter {
+            status: q.status,
+            level: q.level,
+            tag: q.tag,
+            author: q.author,
+            logsource: q.logsource,
+        }
+    }
+}
+
 /// The company's rules.
-#[utoipa::path(get, path = "/api/v1/rules", tag = "rules",
-    params(("status" = Option<String>, Query), ("level" = Option<String>, Query), ("tag" = Option<String>, Query),
-        ("author" = Option<String>, Query, description = "part of the current version's author"),
-        ("logsource" = Option<String>, Query, description = "part of `product/category/service`")),
-    responses((status = 200, body = RuleList), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", params(RuleListQuery),
+    responses((status = 200, body = RuleList), (status = 422, body = crate::Problem, description = "`invalid_field`: an unknown `status`")))]
 pub(crate) async fn list_rules(
     State(state): State<AppState>,
     principal: Principal,
-    crate::extract::ApiQuery(filter): crate::extract::ApiQuery<RuleFilter>,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<RuleListQuery>,
 ) -> Result<Json<RuleList>, ApiError> {
     principal.require(Permission::ReadWorkObjects)?;
+    let filter = RuleFilter::from(query);
     if let Some(s) = filter.status.as_deref().filter(|s| !s.is_empty()) {
         RuleStatus::parse(s).ok_or_else(|| {
             ward_core::InvalidField::new("status", "must be draft, in_review, approved or rejected")
@@ -156,8 +183,7 @@ pub(crate) async fn list_rules(
 
 /// A rule with its current text and validation findings.
 #[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = RuleView), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = RuleView), (status = 404, body = crate::Problem)))]
 pub(crate) async fn get_rule(
     State(state): State<AppState>,
     principal: Principal,
@@ -187,8 +213,7 @@ pub(crate) async fn get_rule(
 #[utoipa::path(put, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)), request_body = SaveRuleRequest,
     responses((status = 200, body = RuleView), (status = 404, body = crate::Problem),
         (status = 409, body = crate::Problem, description = "`stale_version` or `duplicate_rule_id`"),
-        (status = 422, body = crate::Problem, description = "`invalid_rule`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 422, body = crate::Problem, description = "`invalid_rule`")))]
 pub(crate) async fn save_rule(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -267,8 +292,7 @@ pub(crate) async fn save_rule(
 
 /// Every version of a rule, newest first.
 #[utoipa::path(get, path = "/api/v1/rules/{id}/versions", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = RuleVersionList), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = RuleVersionList), (status = 404, body = crate::Problem)))]
 pub(crate) async fn list_versions(
     State(state): State<AppState>,
     principal: Principal,
@@ -293,6 +317,7 @@ pub(crate) async fn list_versions(
 
 /// `from` and `to` versions to compare.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DiffQuery {
     pub from: u32,
@@ -301,8 +326,7 @@ pub(crate) struct DiffQuery {
 
 /// The unified diff between two versions of a rule.
 #[utoipa::path(get, path = "/api/v1/rules/{id}/diff", tag = "rules", params(("id" = String, Path), DiffQuery),
-    responses((status = 200, body = crate::views::RuleDiffView), (status = 404, body = crate::Problem, description = "no such rule or version")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = crate::views::RuleDiffView), (status = 404, body = crate::Problem, description = "no such rule or version")))]
 pub(crate) async fn diff_versions(
     State(state): State<AppState>,
     principal: Principal,
@@ -340,8 +364,7 @@ pub(crate) const MAX_TESTS: usize = 200;
 /// Replaces a rule's test cases. Each has a name, `expect` (`match` or
 /// `no_match`) and an `event` object (flat JSON or EVTX JSON).
 #[utoipa::path(put, path = "/api/v1/rules/{id}/tests", tag = "rules", params(("id" = String, Path)), request_body = crate::views::RuleTestsBody,
-    responses((status = 200, body = crate::views::RuleTestsBody), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = crate::views::RuleTestsBody), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)))]
 pub(crate) async fn set_tests(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -406,8 +429,7 @@ pub(crate) async fn set_tests(
 
 /// A rule's test cases.
 #[utoipa::path(get, path = "/api/v1/rules/{id}/tests", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = crate::views::RuleTestsBody), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = crate::views::RuleTestsBody), (status = 404, body = crate::Problem)))]
 pub(crate) async fn get_tests(
     State(state): State<AppState>,
     principal: Principal,
@@ -430,8 +452,7 @@ pub(crate) async fn get_tests(
 /// Runs the rule's tests against its current version with the local Sigma
 /// evaluator, and records the run (who, when, which version, each result).
 #[utoipa::path(post, path = "/api/v1/rules/{id}/tests/run", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = crate::views::TestRunView), (status = 404, body = crate::Problem), (status = 409, body = crate::Problem, description = "`no_tests`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = crate::views::TestRunView), (status = 404, body = crate::Problem), (status = 409, body = crate::Problem, description = "`no_tests`")))]
 pub(crate) async fn run_tests(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -494,8 +515,7 @@ pub(crate) async fn run_tests(
 
 /// The latest test runs of a rule (at most 50), newest first.
 #[utoipa::path(get, path = "/api/v1/rules/{id}/tests/runs", tag = "rules", params(("id" = String, Path)),
-    responses((status = 200, body = crate::views::TestRunList), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = crate::views::TestRunList), (status = 404, body = crate::Problem)))]
 pub(crate) async fn list_test_runs(
     State(state): State<AppState>,
     principal: Principal,
@@ -526,8 +546,7 @@ pub(crate) async fn list_test_runs(
 /// Deletes a rule: it leaves the lists and its Sigma id is free again; its
 /// versions, tests, runs and reviews are kept as the record.
 #[utoipa::path(delete, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = crate::Problem), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204), (status = 403, body = crate::Problem), (status = 404, body = crate::Problem)))]
 pub(crate) async fn delete_rule(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -13,8 +13,7 @@ use crate::{ApiError, AppState};
 
 /// The caller's live sessions.
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions",
-    responses((status = 200, body = SessionList), (status = 401, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = SessionList), (status = 401, body = crate::Problem)))]
 pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     principal: Principal,
@@ -40,8 +39,7 @@ pub(crate) async fn list_sessions(
 /// Revoke one of the caller's sessions.
 #[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 204, description = "Revoked"), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204, description = "Revoked"), (status = 404, body = crate::Problem)))]
 pub(crate) async fn revoke_session(
     State(state): State<AppState>,
     meta: RequestMeta,

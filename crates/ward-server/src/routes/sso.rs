@@ -72,8 +72,7 @@ async fn check_owned_domains(
 
 /// The company's providers.
 #[utoipa::path(get, path = "/api/v1/sso/providers", tag = "sso",
-    responses((status = 200, body = SsoProviderList), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = SsoProviderList), (status = 403, body = crate::Problem)))]
 pub(crate) async fn list_providers(
     State(state): State<AppState>,
     principal: Principal,
@@ -96,8 +95,7 @@ pub(crate) async fn list_providers(
 /// Adds a provider (discovery is not contacted here; the first sign-in is).
 #[utoipa::path(post, path = "/api/v1/sso/providers", tag = "sso", request_body = SsoProviderRequest,
     responses((status = 201, body = SsoProviderView), (status = 403, body = crate::Problem),
-        (status = 409, body = crate::Problem, description = "`name_taken`"), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 409, body = crate::Problem, description = "`name_taken`"), (status = 422, body = crate::Problem)))]
 pub(crate) async fn create_provider(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -167,8 +165,7 @@ pub(crate) async fn create_provider(
 /// Changes a provider; only the fields given. A new `client_secret` replaces the old.
 #[utoipa::path(patch, path = "/api/v1/sso/providers/{id}", tag = "sso", request_body = UpdateSsoProviderRequest,
     params(("id" = String, Path)),
-    responses((status = 200, body = SsoProviderView), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = SsoProviderView), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)))]
 pub(crate) async fn update_provider(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -266,8 +263,7 @@ pub(crate) async fn update_provider(
 /// Removes a provider. Users it provisioned keep their accounts.
 #[utoipa::path(delete, path = "/api/v1/sso/providers/{id}", tag = "sso",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204), (status = 404, body = crate::Problem)))]
 pub(crate) async fn delete_provider(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -301,8 +297,7 @@ pub(crate) async fn delete_provider(
 
 /// The caller's links to identity providers.
 #[utoipa::path(get, path = "/api/v1/me/sso-links", tag = "sso",
-    responses((status = 200, body = SsoLinkList)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = SsoLinkList)))]
 pub(crate) async fn list_links(
     State(state): State<AppState>,
     principal: Principal,
@@ -344,8 +339,7 @@ pub(crate) async fn list_links(
 #[utoipa::path(post, path = "/api/v1/me/sso-links/{provider_id}", tag = "sso",
     params(("provider_id" = String, Path)),
     responses((status = 200, body = SsoLinkStart), (status = 403, body = crate::Problem, description = "`session_required` or `reauthentication_required`"),
-        (status = 404, body = crate::Problem)),
-    security(("session_cookie" = [])))]
+        (status = 404, body = crate::Problem)))]
 pub(crate) async fn start_link(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -404,8 +398,7 @@ pub(crate) async fn begin_link(
 /// Removes the caller's link to a provider.
 #[utoipa::path(delete, path = "/api/v1/me/sso-links/{provider_id}", tag = "sso",
     params(("provider_id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204), (status = 404, body = crate::Problem)))]
 pub(crate) async fn unlink(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -19,8 +19,7 @@ use crate::{ApiError, AppState};
 
 /// The caller's API tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
-    responses((status = 200, body = TokenList), (status = 401, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = TokenList), (status = 401, body = crate::Problem)))]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     principal: Principal,
@@ -41,8 +40,7 @@ pub(crate) async fn list_tokens(
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
     responses((status = 201, body = CreatedToken),
         (status = 403, body = crate::Problem, description = "`role_escalation` or `session_required`"),
-        (status = 422, body = crate::Problem)),
-    security(("session_cookie" = [])))]
+        (status = 422, body = crate::Problem)))]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -136,8 +134,7 @@ pub(crate) async fn create_token(
 /// Revoke one of the caller's tokens.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 204, description = "Revoked"), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 204, description = "Revoked"), (status = 404, body = crate::Problem)))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     meta: RequestMeta,

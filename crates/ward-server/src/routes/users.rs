@@ -32,8 +32,7 @@ fn escalation() -> ApiError {
 
 /// The company's users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
-    responses((status = 200, body = UserList), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = UserList), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem)))]
 pub(crate) async fn list_users(
     State(state): State<AppState>,
     principal: Principal,
@@ -49,8 +48,7 @@ pub(crate) async fn list_users(
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest,
     responses((status = 201, body = UserView), (status = 403, body = crate::Problem),
         (status = 409, body = crate::Problem, description = "`email_taken`"),
-        (status = 422, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 422, body = crate::Problem)))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -141,8 +139,7 @@ fn email_unavailable() -> ApiError {
 /// One user of the company.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = UserView), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = UserView), (status = 404, body = crate::Problem)))]
 pub(crate) async fn get_user(
     State(state): State<AppState>,
     principal: Principal,
@@ -162,8 +159,7 @@ pub(crate) async fn get_user(
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUserRequest,
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = UserView), (status = 404, body = crate::Problem),
-        (status = 409, body = crate::Problem, description = "`last_admin`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 409, body = crate::Problem, description = "`last_admin`")))]
 pub(crate) async fn update_user(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -204,8 +200,7 @@ pub(crate) async fn update_user(
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = String, Path, description = "User id")),
     responses((status = 204, description = "Disabled; sessions revoked"), (status = 404, body = crate::Problem),
-        (status = 409, body = crate::Problem, description = "`last_admin`")),
-    security(("session_cookie" = []), ("bearer" = [])))]
+        (status = 409, body = crate::Problem, description = "`last_admin`")))]
 pub(crate) async fn delete_user(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -273,8 +268,7 @@ async fn apply_change(
 /// Revoke every session of a user (e.g. a lost laptop).
 #[utoipa::path(delete, path = "/api/v1/users/{id}/sessions", tag = "users",
     params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = RevokedCount), (status = 404, body = crate::Problem)),
-    security(("session_cookie" = []), ("bearer" = [])))]
+    responses((status = 200, body = RevokedCount), (status = 404, body = crate::Problem)))]
 pub(crate) async fn revoke_user_sessions(
     State(state): State<AppState>,
     meta: RequestMeta,

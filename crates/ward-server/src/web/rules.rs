@@ -36,11 +36,11 @@ pub(crate) async fn list(
     state: State<AppState>,
     headers: HeaderMap,
     principal: Principal,
-    ApiQuery(filter): ApiQuery<RuleFilter>,
+    ApiQuery(query): ApiQuery<api_rules::RuleListQuery>,
 ) -> Result<Response, ApiError> {
     let flash = read_flash(&headers);
-    let Json(list) =
-        api_rules::list_rules(state, principal.clone(), ApiQuery(filter.clone())).await?;
+    let filter = RuleFilter::from(query.clone());
+    let Json(list) = api_rules::list_rules(state, principal.clone(), ApiQuery(query)).await?;
     let val = |v: &Option<String>| v.clone().unwrap_or_default();
     let body = html! {
         @if principal.role.allows(Permission::WriteWorkObjects) {

@@ -107,7 +107,7 @@ async fn every_route_allows_and_denies_by_the_matrix(backend: ward_store::Backen
             }
             let allowed = match route.access {
                 Access::Public => true,
-                Access::Requires(p) => role.allows(p),
+                Access::Requires(p) | Access::SessionOnly(p) => role.allows(p),
                 // Only the operator's metrics token, never a company role.
                 Access::MetricsToken => false,
             };
