@@ -3,12 +3,10 @@
 //! password sign-in latency and peak memory under 200 concurrent logins. The load
 //! generator is `wrk` (Debian package), installed if missing.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use crate::local_ward::LocalWard;
 use crate::{cargo, run_step};
 
 const PASSWORD: &str = "benchmark passphrase 2026";
@@ -53,77 +51,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )?;
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
     let bin = PathBuf::from(target).join("release/ward");
-    let dir = std::env::temp_dir().join(format!("ward-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let port = free_port()?;
-    let db_url = if postgres {
-        Some(fresh_postgres_db()?)
-    } else {
-        None
-    };
-    let config = format!(
-        "listen = \"127.0.0.1:{port}\"\nlog_level = \"warn\"\n{}\n\
-         [rate_limit]\nrequests_per_second = 0\nlogin_per_minute = 0\n\
-         [login_throttle]\nfree_failures_per_source = 1000000\nmax_failures_per_ip = 1000000\n",
-        db_url
-            .as_ref()
-            .map(|u| format!("database_url = \"{u}\""))
-            .unwrap_or_default()
-    );
-    std::fs::write(dir.join("ward.toml"), config).map_err(|e| e.to_string())?;
-    let ward = |args: &[&str], stdin: Option<&str>| -> Result<(), String> {
-        let mut child = Command::new(&bin)
-            .current_dir(&dir)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        if let Some(s) = stdin {
-            child
-                .stdin
-                .take()
-                .ok_or("stdin")?
-                .write_all(s.as_bytes())
-                .map_err(|e| e.to_string())?;
-        }
-        drop(child.stdin.take());
-        let st = child.wait().map_err(|e| e.to_string())?;
-        if st.success() {
-            Ok(())
-        } else {
-            Err(format!("ward {args:?} failed"))
-        }
-    };
-    ward(&["tenant", "create", "--name", "Bench"], None)?;
-    ward(
-        &[
-            "user",
-            "create",
-            "--tenant",
-            "bench",
-            "--email",
-            EMAIL,
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some(PASSWORD),
+    let ward = LocalWard::new(
+        bin,
+        "bench",
+        postgres,
+        "[login_throttle]\nfree_failures_per_source = 1000000\nmax_failures_per_ip = 1000000\n",
     )?;
-    let mut server = Server(
-        Command::new(&bin)
-            .current_dir(&dir)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?,
-    );
+    ward.bootstrap_admin(EMAIL, PASSWORD)?;
+    let mut server = ward.serve()?;
+    let port = ward.port;
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(port)?;
-    let pid = server.0.id();
+    let pid = server.pid();
 
-    let cookie = login(port)?.1.ok_or("login returned no cookie")?;
+    let cookie = ward
+        .login(EMAIL, PASSWORD)?
+        .1
+        .ok_or("login returned no cookie")?;
     // Alternate baseline and measurement, three rounds each, and keep the median
     // round: the machine is shared, so both see the same noise.
     let cookie_header = format!("Cookie: {cookie}");
@@ -147,13 +90,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // One login at a time: the cost of a sign-in itself.
     let mut single = Vec::new();
     for _ in 0..20 {
-        single.push(login(port)?.0);
+        single.push(ward.login(EMAIL, PASSWORD)?.0);
     }
     single.sort();
     let single_p50 = single[single.len() / 2];
 
     // 200 concurrent logins.
-    let script = dir.join("login.lua");
+    let script = ward.dir.join("login.lua");
     std::fs::write(
         &script,
         format!(
@@ -207,41 +150,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if storm.non_2xx > 0 {
         println!("Login storm non-2xx responses: {}", storm.non_2xx);
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Some(url) = db_url
-        && let Some(name) = url.rsplit('/').next()
-    {
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {name}"),
-            ])
-            .status();
-    }
     Ok(())
-}
-
-struct Server(Child);
-
-impl Server {
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn path_str(p: &Path) -> Result<&str, String> {
@@ -258,79 +167,6 @@ fn ensure_wrk() -> Result<(), String> {
         "apt-get install wrk",
         Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]),
     )
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-fn fresh_postgres_db() -> Result<String, String> {
-    let name = format!("ward_bench_{}", std::process::id());
-    run_step(
-        "create benchmark database",
-        Command::new("psql").args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ]),
-    )?;
-    Ok(format!("postgres://postgres@127.0.0.1:5432/{name}"))
-}
-
-fn wait_ready(port: u16) -> Result<(), String> {
-    for _ in 0..100 {
-        if let Ok((status, _)) = http(
-            port,
-            "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        ) && status == 200
-        {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err("ward serve did not become ready".to_owned())
-}
-
-/// A raw HTTP/1.1 exchange; returns the status code and the whole response.
-fn http(port: u16, request: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("bad response")?;
-    Ok((status, resp))
-}
-
-/// Signs in; returns the latency and the `name=value` cookie pair.
-fn login(port: u16) -> Result<(Duration, Option<String>), String> {
-    let body = format!("{{\"email\":\"{EMAIL}\",\"password\":\"{PASSWORD}\"}}");
-    let req = format!(
-        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let started = Instant::now();
-    let (status, resp) = http(port, &req)?;
-    let took = started.elapsed();
-    if status != 200 {
-        return Err(format!("login answered {status}"));
-    }
-    let cookie = resp
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("set-cookie: ")
-                .or_else(|| l.strip_prefix("Set-Cookie: "))
-        })
-        .and_then(|c| c.split(';').next())
-        .map(str::to_owned);
-    Ok((took, cookie))
 }
 
 /// The run with the median request rate.

@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: formatting, clippy with warnings as errors, every test on
-//! SQLite and PostgreSQL, and the browser suite (Debian Chromium driven by
-//! playwright-core) on both. PostgreSQL must be reachable (started if it is down).
+//! SQLite and PostgreSQL, the API contract check (Schemathesis against the
+//! OpenAPI document, `contract.rs`) and the browser suite (Debian Chromium driven
+//! by playwright-core) on both. PostgreSQL must be reachable (started if it is down).
 
 use std::net::TcpStream;
 use std::process::Command;
@@ -30,6 +31,7 @@ pub fn run() -> Result<(), String> {
         "cargo test (SQLite and PostgreSQL)",
         cargo().args(["test", "--workspace", "--locked"]),
     )?;
+    crate::contract::run()?;
     browser_suite()?;
     eprintln!("==> all checks passed");
     Ok(())

@@ -1,9 +1,12 @@
-//! Developer tasks. `cargo xtask ci` does what CI does; `cargo xtask bench` runs the
-//! benchmarks and prints their table with same-run baselines.
+//! Developer tasks. `cargo xtask ci` does what CI does; `cargo xtask contract` runs
+//! only its API contract check; `cargo xtask bench` runs the benchmarks and prints
+//! their table with same-run baselines.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod ci;
+mod contract;
+mod local_ward;
 
 use std::process::{Command, ExitCode};
 
@@ -11,10 +14,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("contract") => contract::run(),
         Some("bench") => bench::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--postgres | --crypto | --audit | --rules]>"
+                "usage: cargo xtask <ci | contract | bench [--postgres | --crypto | --audit | --rules]>"
             );
             return ExitCode::from(2);
         }
