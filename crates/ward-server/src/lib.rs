@@ -38,7 +38,7 @@ mod web;
 pub use app::build_app;
 pub use clock::{Clock, SystemClock};
 pub use openapi::openapi;
-pub use problem::{ApiError, Problem};
+pub use problem::{ApiError, PROBLEM_CODES, Problem};
 pub use serve::{ServeError, serve};
 pub use settings::{
     LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles, WebAuthnSettings,

@@ -147,7 +147,7 @@ pub(crate) async fn consistency(
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportQuery),
     responses((status = 200, description = "The export, streamed: JSON Lines for `jsonl`, `ocsf` and `proofs`, CEF lines as text, CSV",
             content(("application/x-ndjson"), ("text/plain"), ("text/csv"))),
-        (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)))]
+        (status = 400, body = crate::Problem, description = "`invalid_query` (filters of the other formats, or `from`/`to` outside `proofs`) or `proof_out_of_range`")))]
 pub(crate) async fn export(
     State(state): State<AppState>,
     meta: RequestMeta,

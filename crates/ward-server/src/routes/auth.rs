@@ -27,7 +27,8 @@ const BAD_CREDENTIALS: &str = "the email or password is incorrect";
     responses(
         (status = 200, body = LoginResponse, description = "Signed in; `Set-Cookie` carries the session"),
         (status = 401, body = crate::Problem, description = "`invalid_credentials`, whether or not the account exists"),
-        (status = 429, body = crate::Problem, description = "`login_throttled` or `rate_limited`, with Retry-After"),
+        (status = 429, body = crate::Problem, description = "`login_throttled`, `password_locked` or `rate_limited`, with Retry-After"),
+        (status = 503, body = crate::Problem, description = "`unavailable`"),
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
@@ -354,7 +355,7 @@ pub(crate) fn session_cookie_for(
 
 /// Sign out: revokes this session and clears the cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
-    responses((status = 204, description = "Signed out"), (status = 400, body = crate::Problem), (status = 401, body = crate::Problem)))]
+    responses((status = 204, description = "Signed out"), (status = 400, body = crate::Problem, description = "`no_session`: an API token")))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     meta: RequestMeta,

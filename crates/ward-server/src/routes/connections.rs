@@ -182,7 +182,8 @@ pub(crate) async fn get_connection(
 /// Change a connection's name or URL, or replace its credentials.
 #[utoipa::path(patch, path = "/api/v1/connections/{id}", tag = "connections", request_body = UpdateConnectionRequest,
     params(("id" = String, Path, description = "Connection id")),
-    responses((status = 200, body = ConnectionView), (status = 404, body = crate::Problem), (status = 422, body = crate::Problem)))]
+    responses((status = 200, body = ConnectionView), (status = 404, body = crate::Problem),
+        (status = 422, body = crate::Problem, description = "`invalid_field`, or `credentials_required`: a new scheme, host or port without credentials")))]
 pub(crate) async fn update_connection(
     State(state): State<AppState>,
     meta: RequestMeta,

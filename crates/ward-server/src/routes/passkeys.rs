@@ -53,7 +53,8 @@ pub(crate) async fn list_passkeys(
 /// Starts registering a passkey (cookie sessions only): WebAuthn creation options.
 #[utoipa::path(post, path = "/api/v1/passkeys/registration", tag = "passkeys",
     responses((status = 200, body = PasskeyOptions, description = "Creation options; `Set-Cookie` names the ceremony"),
-        (status = 400, body = crate::Problem), (status = 401, body = crate::Problem)))]
+        (status = 400, body = crate::Problem, description = "`no_session`: an API token"),
+        (status = 503, body = crate::Problem, description = "`passkeys_unavailable`")))]
 pub(crate) async fn start_registration(
     State(state): State<AppState>,
     principal: Principal,
@@ -67,8 +68,10 @@ pub(crate) async fn start_registration(
 
 /// Finishes registering a passkey.
 #[utoipa::path(post, path = "/api/v1/passkeys", tag = "passkeys", request_body = RegisterPasskeyRequest,
-    responses((status = 201, body = PasskeyView), (status = 400, body = crate::Problem, description = "`passkey_refused` (audited) or `ceremony_expired`"),
-        (status = 401, body = crate::Problem), (status = 422, body = crate::Problem)))]
+    responses((status = 201, body = PasskeyView),
+        (status = 400, body = crate::Problem, description = "`passkey_refused` (audited; also without the ceremony cookie `/registration` set) or `no_session`"),
+        (status = 422, body = crate::Problem, description = "`invalid_field` (the name) or `invalid_credential`"),
+        (status = 503, body = crate::Problem, description = "`passkeys_unavailable`")))]
 pub(crate) async fn register_passkey(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -122,7 +125,8 @@ pub(crate) async fn remove_passkey(
 
 /// Starts a passwordless sign-in with a discoverable passkey.
 #[utoipa::path(post, path = "/api/v1/auth/passkey/start", tag = "auth",
-    responses((status = 200, body = PasskeyOptions, description = "Request options; `Set-Cookie` names the ceremony")))]
+    responses((status = 200, body = PasskeyOptions, description = "Request options; `Set-Cookie` names the ceremony"),
+        (status = 503, body = crate::Problem, description = "`unavailable` or `passkeys_unavailable`")))]
 pub(crate) async fn start_passkey_sign_in(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -135,7 +139,10 @@ pub(crate) async fn start_passkey_sign_in(
 
 /// Finishes a passwordless sign-in; sets the session cookie.
 #[utoipa::path(post, path = "/api/v1/auth/passkey/finish", tag = "auth", request_body = PasskeyResponse,
-    responses((status = 200, body = LoginResponse), (status = 400, body = crate::Problem, description = "`passkey_refused` (audited)")))]
+    responses((status = 200, body = LoginResponse, description = "Signed in; `Set-Cookie` carries the session"),
+        (status = 400, body = crate::Problem, description = "`passkey_refused` (audited): also without the ceremony cookie `/start` set"),
+        (status = 422, body = crate::Problem, description = "`invalid_credential`"),
+        (status = 503, body = crate::Problem, description = "`unavailable` or `passkeys_unavailable`")))]
 pub(crate) async fn finish_passkey_sign_in(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -158,7 +165,10 @@ pub(crate) async fn finish_passkey_sign_in(
 
 /// Answers the passkey challenge that followed a correct password.
 #[utoipa::path(post, path = "/api/v1/auth/second-factor", tag = "auth", request_body = PasskeyResponse,
-    responses((status = 200, body = LoginResponse), (status = 400, body = crate::Problem, description = "`passkey_refused` (audited)")))]
+    responses((status = 200, body = LoginResponse, description = "Signed in; `Set-Cookie` carries the session"),
+        (status = 400, body = crate::Problem, description = "`passkey_refused` (audited): also without the ceremony cookie a correct password set"),
+        (status = 422, body = crate::Problem, description = "`invalid_credential`"),
+        (status = 503, body = crate::Problem, description = "`unavailable` or `passkeys_unavailable`")))]
 pub(crate) async fn second_factor(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -181,7 +191,9 @@ pub(crate) async fn second_factor(
 
 /// Re-authenticates this session with the password.
 #[utoipa::path(post, path = "/api/v1/auth/reauth", tag = "auth", request_body = ReauthRequest,
-    responses((status = 204), (status = 401, body = crate::Problem, description = "`reauth_failed` (audited)"), (status = 429, body = crate::Problem)))]
+    responses((status = 204, description = "Re-authenticated"), (status = 400, body = crate::Problem, description = "`no_session`: an API token"),
+        (status = 401, body = crate::Problem, description = "`reauth_failed` (audited)"),
+        (status = 429, body = crate::Problem, description = "`login_throttled` or `password_locked`, with Retry-After")))]
 pub(crate) async fn reauth_with_password(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -230,7 +242,10 @@ pub(crate) async fn reauth_with_password(
 
 /// Starts re-authenticating this session with one of the caller's passkeys.
 #[utoipa::path(post, path = "/api/v1/auth/reauth/passkey/start", tag = "auth",
-    responses((status = 200, body = PasskeyOptions), (status = 409, body = crate::Problem, description = "`no_passkey`")))]
+    responses((status = 200, body = PasskeyOptions, description = "Request options; `Set-Cookie` names the ceremony"),
+        (status = 400, body = crate::Problem, description = "`no_session`: an API token"),
+        (status = 409, body = crate::Problem, description = "`no_passkey`"),
+        (status = 503, body = crate::Problem, description = "`passkeys_unavailable`")))]
 pub(crate) async fn start_passkey_reauth(
     State(state): State<AppState>,
     principal: Principal,
@@ -249,7 +264,10 @@ pub(crate) async fn start_passkey_reauth(
 
 /// Finishes a passkey re-authentication; the session becomes multi-factor.
 #[utoipa::path(post, path = "/api/v1/auth/reauth/passkey/finish", tag = "auth", request_body = PasskeyResponse,
-    responses((status = 204), (status = 400, body = crate::Problem, description = "`passkey_refused` (audited)")))]
+    responses((status = 204, description = "Re-authenticated"),
+        (status = 400, body = crate::Problem, description = "`passkey_refused` (audited; also without the ceremony cookie `/start` set) or `no_session`"),
+        (status = 422, body = crate::Problem, description = "`invalid_credential`"),
+        (status = 503, body = crate::Problem, description = "`passkeys_unavailable`")))]
 pub(crate) async fn finish_passkey_reauth(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -286,7 +304,8 @@ pub(crate) async fn get_mfa_policy(
 
 /// Sets the company's MFA policy (Admin, recent re-authentication).
 #[utoipa::path(put, path = "/api/v1/company/mfa-policy", tag = "company", request_body = MfaPolicyView,
-    responses((status = 200, body = MfaPolicyView), (status = 403, body = crate::Problem, description = "`forbidden` or `reauthentication_required`"), (status = 422, body = crate::Problem)))]
+    responses((status = 200, body = MfaPolicyView), (status = 409, body = crate::Problem, description = "`would_lock_out`: a policy the Admin's own session does not meet"),
+        (status = 422, body = crate::Problem, description = "`invalid_field`")))]
 pub(crate) async fn set_mfa_policy(
     State(state): State<AppState>,
     meta: RequestMeta,

@@ -46,9 +46,10 @@ pub(crate) async fn list_users(
 
 /// Create a user in the Admin's company.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest,
-    responses((status = 201, body = UserView), (status = 403, body = crate::Problem),
+    responses((status = 201, body = UserView),
+        (status = 403, body = crate::Problem, description = "`role_escalation`"),
         (status = 409, body = crate::Problem, description = "`email_taken`"),
-        (status = 422, body = crate::Problem)))]
+        (status = 422, body = crate::Problem, description = "`invalid_field` (the password policy among them) or `email_unavailable`")))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
     meta: RequestMeta,

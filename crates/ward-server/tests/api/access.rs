@@ -4,6 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ward_core::Role;
+use ward_server::PROBLEM_CODES;
 use ward_server::access::{Access, ROUTES, render_permissions_doc};
 
 use crate::harness::{Auth, PASSWORD, TestApp, expect_problem, random16, spawn_app};
@@ -11,6 +12,7 @@ use ward_store::on_both_backends;
 
 on_both_backends!(
     every_route_allows_and_denies_by_the_matrix,
+    api_tokens_reach_what_the_table_says,
     other_tenants_ids_are_not_found,
     openapi_covers_every_route
 );
@@ -50,6 +52,8 @@ fn body_for(method: &str, path: &str, n: usize) -> Option<Value> {
             json!({"content": "title: x\nlogsource:\n    product: windows\ndetection:\n    selection:\n        Image: x\n    condition: selection\n", "base_version": 1}),
         ),
         ("POST", "/api/v1/auth/reauth") => Some(json!({"password": PASSWORD})),
+        ("POST", "/api/v1/passkeys") => Some(json!({"name": "matrix key", "credential": {}})),
+        ("POST", "/api/v1/auth/reauth/passkey/finish") => Some(json!({"credential": {}})),
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": PASSWORD, "new_password": "matrix new passphrase"}))
         }
@@ -148,6 +152,52 @@ async fn every_route_allows_and_denies_by_the_matrix(backend: ward_store::Backen
                 route.path
             );
         }
+    }
+}
+
+/// The credentials column is true: an Admin's API token (without the
+/// `sensitive` capability) is refused by exactly the session-only routes, and
+/// asked for that capability only by routes marked sensitive.
+async fn api_tokens_reach_what_the_table_says(backend: ward_store::Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.tenant("acme").await;
+    app.user(&t, "keeper@acme.example", Role::Admin).await;
+    let admin = app.member(&t, "admin@acme.example", Role::Admin).await;
+    let token = Auth::Bearer(app.token(&admin, None).await);
+    for (n, route) in ROUTES.iter().enumerate() {
+        if matches!(route.access, Access::Public | Access::MetricsToken) {
+            continue;
+        }
+        let target = if route.path.starts_with("/api/v1/users/") {
+            app.user(&t, &format!("target{n}@acme.example"), Role::Viewer)
+                .await
+        } else {
+            ward_core::UserId::from_random(random16()).to_string()
+        };
+        let r = call(&app, route.method, route.path, &token, &target, n).await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let code = body["code"].as_str().unwrap_or_default();
+        let session_refusal = matches!(
+            (status, code),
+            (StatusCode::BAD_REQUEST, "no_session") | (StatusCode::FORBIDDEN, "session_required")
+        );
+        let what = format!(
+            "{} {} with a token: {status} {code}",
+            route.method, route.path
+        );
+        assert_eq!(
+            session_refusal,
+            matches!(route.access, Access::SessionOnly(_)),
+            "{what}"
+        );
+        if !route.sensitive {
+            assert_ne!(code, "sensitive_capability_required", "{what}");
+        }
+        assert!(
+            status != StatusCode::UNAUTHORIZED && !status.is_server_error(),
+            "{what}"
+        );
     }
 }
 
@@ -332,16 +382,85 @@ async fn openapi_covers_every_route(backend: ward_store::Backend) {
     }
     let paths = spec["paths"].as_object().expect("paths");
     for (path, item) in paths {
-        for method in item.as_object().expect("item").keys() {
-            let known = ROUTES
+        for (method, op) in item.as_object().expect("item") {
+            let route = ROUTES
                 .iter()
-                .any(|r| r.path == path && r.method.eq_ignore_ascii_case(method));
+                .find(|r| r.path == path && r.method.eq_ignore_ascii_case(method));
+            let Some(route) = route else {
+                panic!("{method} {path} is served but missing from the access table");
+            };
+            // The credentials it accepts are the table's.
+            let schemes: Vec<&str> = op["security"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|r| r.as_object()?.keys().next().map(String::as_str))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let expected: &[&str] = match route.access {
+                Access::Public => &[],
+                Access::Requires(_) => &["bearer", "session_cookie"],
+                Access::SessionOnly(_) => &["session_cookie"],
+                Access::MetricsToken => &["bearer"],
+            };
+            assert_eq!(schemes, expected, "{method} {path}: security");
+            // Every refusal is problem details; a 401 is documented wherever
+            // credentials are required.
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = response["content"].as_object().expect("content");
+                    assert_eq!(
+                        content.keys().collect::<Vec<_>>(),
+                        ["application/problem+json"],
+                        "{method} {path} {status}"
+                    );
+                    assert_eq!(
+                        content["application/problem+json"]["schema"]["$ref"],
+                        "#/components/schemas/Problem"
+                    );
+                }
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status}: no description"
+                );
+            }
             assert!(
-                known,
-                "{method} {path} is served but missing from the access table"
+                route.access == Access::Public || responses.contains_key("401"),
+                "{method} {path}: 401"
             );
+            assert!(responses.contains_key("429"), "{method} {path}: 429");
         }
     }
+    let codes: Vec<&str> = spec["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+        .as_array()
+        .expect("the Problem code enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(codes, PROBLEM_CODES);
+}
+
+/// docs/api.md's table of problem codes and `PROBLEM_CODES` (the document's
+/// enum, checked whenever a problem is rendered in a debug build) agree.
+#[test]
+fn api_doc_lists_every_problem_code() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/api.md");
+    let mut documented: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| 4") || l.starts_with("| 5"))
+        .filter_map(|l| l.split('|').nth(2))
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .collect();
+    documented.sort_unstable();
+    documented.dedup();
+    let mut known = PROBLEM_CODES.to_vec();
+    known.sort_unstable();
+    assert_eq!(documented, known, "docs/api.md's codes and PROBLEM_CODES");
 }
 
 #[test]
