@@ -16,7 +16,7 @@ pub(crate) const SCHEMATHESIS_VERSION: &str = "4.32.5";
 
 /// Test cases per operation and phase: both backends together stay within
 /// about five minutes on two cores.
-const MAX_EXAMPLES: &str = "80";
+const MAX_EXAMPLES: &str = "100";
 
 const EMAIL: &str = "contract@acme.example";
 const PASSWORD: &str = "contract passphrase 2026";
