@@ -318,6 +318,9 @@ pub struct DomainList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimDomainRequest {
+    /// A domain name; it names the domain in paths afterwards, so it holds no
+    /// control character (the same pattern as every path parameter).
+    #[schema(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub domain: String,
 }
 
