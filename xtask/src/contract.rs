@@ -109,13 +109,13 @@ fn check_backend(bin: &Path, postgres: bool) -> Result<(), String> {
     // token run's stateful phase revokes sessions it finds (`DELETE
     // /api/v1/sessions/{id}`).
     let url = format!("http://127.0.0.1:{}/openapi.json", ward.port);
-    let mut session_run = schemathesis(&url, &token, &session);
+    let mut session_run = schemathesis(&url, &token, &session, &ward.dir);
     session_run.args(["--include-by", SESSION_ONLY]);
     run_step(
         &format!("schemathesis, session-only operations, on {backend}"),
         &mut session_run,
     )?;
-    let mut token_run = schemathesis(&url, &token, &session);
+    let mut token_run = schemathesis(&url, &token, &session, &ward.dir);
     token_run.args(["--exclude-by", SESSION_ONLY]);
     run_step(
         &format!("schemathesis, API token, on {backend}"),
@@ -123,10 +123,12 @@ fn check_backend(bin: &Path, postgres: bool) -> Result<(), String> {
     )
 }
 
-fn schemathesis(url: &str, token: &str, session: &str) -> Command {
+/// `scratch`: where Schemathesis keeps its cache, not the working tree.
+fn schemathesis(url: &str, token: &str, session: &str, scratch: &Path) -> Command {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new("schemathesis");
-    cmd.arg("--config-file")
+    cmd.current_dir(scratch)
+        .arg("--config-file")
         .arg(here.join("schemathesis.toml"))
         .args([
             "run",
