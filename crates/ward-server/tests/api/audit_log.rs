@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use ward_core::Role;
 use ward_store::on_both_backends;
 
-use crate::harness::{Auth, TestApp, expect_problem, spawn_app, spawn_app_with};
+use crate::harness::{Auth, TestApp, expect_problem, integrated, spawn_app, spawn_app_with};
 
 on_both_backends!(
     proofs_verify_independently,
@@ -119,17 +119,6 @@ fn rfc_verify_consistency(
         sn >>= 1;
     }
     fr == first_hash && sr == second_hash && sn == 0
-}
-
-/// Waits until the sequencer has integrated every event so far.
-async fn integrated(app: &TestApp) -> u64 {
-    for _ in 0..100 {
-        if app.store.audit_pending_count().await.expect("pending") == 0 {
-            return app.store.audit_tree_size().await.expect("size");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the sequencer did not integrate within 5 s");
 }
 
 async fn json(app: &TestApp, path: &str, auth: &Auth) -> Value {

@@ -396,6 +396,17 @@ impl TestApp {
     }
 }
 
+/// Waits until the sequencer has integrated every event so far.
+pub async fn integrated(app: &TestApp) -> u64 {
+    for _ in 0..100 {
+        if app.store.audit_pending_count().await.expect("pending") == 0 {
+            return app.store.audit_tree_size().await.expect("size");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the sequencer did not integrate within 5 s");
+}
+
 /// Reads a problem+json body and checks its status and code.
 pub async fn expect_problem(r: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(r.status(), status, "status for expected {code}");
