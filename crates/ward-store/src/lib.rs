@@ -19,6 +19,7 @@ pub mod encrypted;
 mod error;
 mod identities;
 mod installation;
+mod job_queue;
 mod keys;
 mod leases;
 mod migrate;
@@ -55,6 +56,7 @@ pub use encrypted::{CiphertextSwap, ENCRYPTED_FIELDS, EncryptedField, StoredCiph
 pub use error::{Conflict, StoreError};
 pub use identities::ExternalIdentity;
 pub use installation::InstallationRecord;
+pub use job_queue::{JobLock, JobRecord, JobState, NewJob};
 pub use keys::{KeyToRewrap, StoredKey};
 pub use migrate::MIGRATIONS;
 pub use passkeys::{PasskeyEffect, PasskeyRemoval, PasskeyUse, PasskeyUseRecord};

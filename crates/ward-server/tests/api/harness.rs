@@ -88,7 +88,7 @@ pub fn test_settings() -> ServerSettings {
     s.rate_limit.requests_per_second = 10_000;
     s.rate_limit.burst = 10_000;
     s.rate_limit.login_per_minute = 10_000;
-    // Tests drive key maintenance themselves (`reencrypt::run_pass`); the
+    // Tests drive key maintenance themselves (`key_maintenance::run_pass`); the
     // background loop only makes its start-up pass.
     s.key_maintenance.idle_interval = std::time::Duration::from_secs(3600);
     // The suite's stand-ins (identity providers, sink receivers) listen on
