@@ -147,7 +147,10 @@ async fn spawn_on(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
-        let _ = ward_server::serve(state, listener, std::future::pending()).await;
+        // Surfaced, not dropped: a serve error fails loudly with its cause.
+        if let Err(e) = ward_server::serve(state, listener, std::future::pending()).await {
+            panic!("ward_server::serve failed: {e}");
+        }
     });
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
