@@ -21,6 +21,10 @@ impl Timestamp {
         Self(self.0.saturating_add(secs.saturating_mul(1000)))
     }
 
+    pub fn plus_millis(self, ms: i64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+
     pub fn seconds_since(self, earlier: Timestamp) -> i64 {
         (self.0 - earlier.0) / 1000
     }

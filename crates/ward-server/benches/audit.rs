@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ward_audit::CheckpointSigner;
 use ward_core::{Actor, AuditEvent, EventId, RequestContext, Timestamp};
 use ward_crypto::{OsRandom, SecureRandom};
-use ward_server::audit_log::{Sequencer, consistency_proof, inclusion_proof, sign_checkpoint};
+use ward_jobs::audit_log::{Sequencer, consistency_proof, inclusion_proof, sign_checkpoint};
 use ward_store::testing::TestDatabase;
 use ward_store::{Backend, ConnectSettings, Store};
 
@@ -207,7 +207,7 @@ async fn main() {
     let mut f = ward_audit::Frontier::new();
     for _ in 0..5 {
         for e in &sample {
-            f.append(ward_server::audit_log::event_leaf(e).expect("leaf"));
+            f.append(ward_jobs::audit_log::event_leaf(e).expect("leaf"));
         }
     }
     let compute_rate = (5 * sample.len()) as f64 / started.elapsed().as_secs_f64();

@@ -12,7 +12,7 @@ use ward_crypto::envelope::{self, FieldContext};
 use ward_crypto::{
     InstallationSalt, MasterSecret, OsRandom, PasswordHashParams, PasswordHashing, SecureRandom,
 };
-use ward_server::reencrypt::{LEASE_NAME, ReencryptSettings, run_pass};
+use ward_jobs::key_maintenance::{LEASE_NAME, ReencryptSettings, run_pass};
 use ward_server::{AppState, Keys, ServerSettings, SystemClock};
 use ward_store::testing::TestDatabase;
 use ward_store::{Backend, ConnectSettings, Store};
@@ -177,7 +177,7 @@ async fn main() {
         ..Default::default()
     };
     let re_start = Instant::now();
-    let report = run_pass(&state, &tenant.id, &settings, "bench")
+    let report = run_pass(&state.key_maintenance(settings, "bench"), &tenant.id)
         .await
         .expect("pass");
     let re_secs = re_start.elapsed().as_secs_f64();
@@ -301,10 +301,13 @@ async fn api_latency_during_reencryption(
     let pass_state = state.clone();
     let pass_tenant = tenant.clone();
     let pass_settings = *settings;
-    let pass =
-        tokio::spawn(
-            async move { run_pass(&pass_state, &pass_tenant, &pass_settings, "bench").await },
-        );
+    let pass = tokio::spawn(async move {
+        run_pass(
+            &pass_state.key_maintenance(pass_settings, "bench"),
+            &pass_tenant,
+        )
+        .await
+    });
     let (busy, bad_busy) = wrk(url, cookie).await.expect("wrk");
     pass.await.expect("task").expect("pass");
     assert!(

@@ -12,8 +12,8 @@ use ward_core::audit_format::ExportFormat;
 use ward_core::{TenantId, Timestamp};
 use ward_store::{AuditFilter, Store, StoreError};
 
-use crate::audit_log::{ProofError, event_leaf, sign_checkpoint};
 use ward_audit::tree::{hash_ranges, inclusion_ranges, nodes_needed};
+use ward_jobs::audit_log::{ProofError, event_leaf, sign_checkpoint};
 
 const PAGE: u32 = 1_000;
 

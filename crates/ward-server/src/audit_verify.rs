@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use ward_audit::{CheckpointVerifier, Frontier, Hash, NodeId, Problem};
 use ward_store::{LeafRecord, Store, StoreError, StoredCheckpoint};
 
-use crate::audit_log::event_leaf;
 use crate::audit_verify_parallel::{CHUNK_LEVEL, verify_sqlite_file};
+use ward_jobs::audit_log::event_leaf;
 
 /// Leaves read per page.
 pub const VERIFY_PAGE: u64 = 20_000;

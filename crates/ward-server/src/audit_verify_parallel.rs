@@ -23,7 +23,7 @@ use ward_audit::{Frontier, Hash, NodeId, leaf_hash};
 use ward_core::audit::{LeafDetails, LeafFields};
 use ward_store::{DirectLeaf, DirectLogReader, StoreError};
 
-use crate::audit_log::write_leaf_bytes;
+use ward_jobs::audit_log::write_leaf_bytes;
 
 /// Leaves per chunk: 2^16. Large enough that per-chunk queries cost nothing,
 /// small enough that two threads stay busy to the end. (Tests pass smaller ones.)

@@ -8,23 +8,17 @@
 pub mod access;
 mod app;
 pub mod audit_export;
-pub mod audit_log;
 pub mod audit_verify;
 pub mod audit_verify_parallel;
 pub mod client_ip;
-mod clock;
 pub mod domain_verify;
-pub mod egress;
 mod extract;
-pub mod forwarding;
-pub mod keyring;
 pub mod metrics;
 mod middleware;
 mod openapi;
 mod passkeys;
 mod path_guard;
 mod problem;
-pub mod reencrypt;
 mod routes;
 mod serve;
 mod session_lookup;
@@ -36,7 +30,6 @@ mod views;
 mod web;
 
 pub use app::build_app;
-pub use clock::{Clock, SystemClock};
 pub use openapi::openapi;
 pub use problem::{ApiError, PROBLEM_CODES, Problem};
 pub use serve::{ServeError, serve};
@@ -44,6 +37,7 @@ pub use settings::{
     LoginThrottleSettings, RateLimitSettings, ServerSettings, TlsFiles, WebAuthnSettings,
 };
 pub use state::{AppState, Inner, Keys};
+pub use ward_jobs::{Clock, SystemClock};
 
 /// Installs ring as the process's rustls provider (idempotent). Outbound HTTPS
 /// (webhook and HEC sinks) and any HTTP client built without an explicit TLS

@@ -38,32 +38,7 @@ pub async fn serve(
             }
         })
     };
-    let holder = state
-        .random_id_bytes()
-        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-        .unwrap_or_else(|_| "instance".to_owned());
-    let maintenance = tokio::spawn(crate::reencrypt::run_forever(
-        state.clone(),
-        state.settings.key_maintenance,
-        holder.clone(),
-    ));
-    let sequencer = tokio::spawn(crate::audit_log::run_forever(
-        state.store().clone(),
-        state.keys.audit.clone(),
-        state.clock.clone(),
-        state.settings.audit_sequencer,
-        holder.clone(),
-    ));
-    let forwarder = tokio::spawn(crate::forwarding::run_forever(
-        state.store().clone(),
-        state.keys.forwarding.clone(),
-        state.egress.clone(),
-        state.clock.clone(),
-        state.rng.clone(),
-        state.settings.audit_forwarding,
-        holder.clone(),
-    ));
-    let store = state.store().clone();
+    let jobs = start_jobs(&state);
     let tls = state.settings.tls.clone();
     let app = build_app(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = match tls {
@@ -89,20 +64,34 @@ pub async fn serve(
         }
     };
     housekeeping.abort();
-    maintenance.abort();
-    sequencer.abort();
-    forwarder.abort();
-    let _ = store
-        .release_lease(crate::forwarding::LEASE_NAME, &holder)
-        .await;
-    let _ = store
-        .release_lease(crate::audit_log::LEASE_NAME, &holder)
-        .await;
-    // Hand the job over at once instead of when the lease expires.
-    let _ = store
-        .release_lease(crate::reencrypt::LEASE_NAME, &holder)
-        .await;
+    // Stops every job and releases its lease, so another instance takes over at once.
+    jobs.shutdown().await;
     result
+}
+
+/// The background jobs of `ward serve`, on the one runner (dropping it stops them).
+fn start_jobs(state: &AppState) -> ward_jobs::Runner {
+    use ward_jobs::audit_log::SequencerJob;
+    use ward_jobs::forwarding::ForwarderJob;
+    let holder = ward_jobs::instance_name(state.rng.as_ref());
+    let mut runner =
+        ward_jobs::Runner::new(state.store().clone(), state.clock.clone(), holder.clone());
+    runner.spawn(state.key_maintenance(state.settings.key_maintenance, &holder));
+    runner.spawn(SequencerJob::new(
+        state.store().clone(),
+        state.keys.audit.clone(),
+        state.settings.audit_sequencer,
+    ));
+    runner.spawn(ForwarderJob::new(
+        state.store().clone(),
+        state.keys.forwarding.clone(),
+        state.egress.clone(),
+        state.clock.clone(),
+        state.rng.clone(),
+        state.settings.audit_forwarding,
+        holder,
+    ));
+    runner
 }
 
 /// rustls server config: ring provider restricted to TLS 1.3 and TLS 1.2 ECDHE+AEAD

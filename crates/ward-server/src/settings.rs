@@ -27,11 +27,11 @@ pub struct ServerSettings {
     /// and send HSTS. Implied when `tls` is set.
     pub secure_cookies: bool,
     /// The background key-maintenance job (rotation, re-encryption, destruction).
-    pub key_maintenance: crate::reencrypt::ReencryptSettings,
+    pub key_maintenance: ward_jobs::key_maintenance::ReencryptSettings,
     /// Audit sequencer and checkpoint cadence.
-    pub audit_sequencer: crate::audit_log::SequencerSettings,
+    pub audit_sequencer: ward_jobs::audit_log::SequencerSettings,
     /// Audit forwarding cadence, backoff and alert threshold.
-    pub audit_forwarding: crate::forwarding::ForwarderSettings,
+    pub audit_forwarding: ward_jobs::forwarding::ForwarderSettings,
     /// Where browsers reach Ward (`scheme://host[:port]`): the base of the
     /// OpenID Connect redirect URI.
     pub public_url: String,
@@ -156,9 +156,9 @@ impl Default for ServerSettings {
             password_hash_concurrency: 4,
             tls: None,
             secure_cookies: false,
-            key_maintenance: crate::reencrypt::ReencryptSettings::default(),
-            audit_sequencer: crate::audit_log::SequencerSettings::default(),
-            audit_forwarding: crate::forwarding::ForwarderSettings::default(),
+            key_maintenance: ward_jobs::key_maintenance::ReencryptSettings::default(),
+            audit_sequencer: ward_jobs::audit_log::SequencerSettings::default(),
+            audit_forwarding: ward_jobs::forwarding::ForwarderSettings::default(),
             public_url: "http://localhost:8080".to_owned(),
             web_authn: WebAuthnSettings::default(),
             reauth: ward_core::mfa::ReauthWindow::default(),

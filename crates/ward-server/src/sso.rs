@@ -174,7 +174,7 @@ fn open_client_secret(
 
 /// Opens a provider's sealed client secret (also used by `ward keys verify`).
 pub fn open_provider_secret(
-    keys: &crate::forwarding::ForwarderKeys,
+    keys: &ward_jobs::forwarding::ForwarderKeys,
     p: &StoredSsoProvider,
 ) -> Result<Option<Zeroizing<String>>, String> {
     let Some(sealed) = &p.secret else {

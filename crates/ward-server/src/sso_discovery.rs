@@ -14,7 +14,7 @@ use ward_core::sso::SsoProvider;
 use ward_core::{SsoProviderId, Timestamp};
 
 use crate::AppState;
-use crate::egress::{Egress, HttpOptions};
+use ward_jobs::egress::{Egress, HttpOptions};
 
 /// How long a discovery document and its key set are reused. Providers publish a
 /// new signing key before signing with it (OpenID Connect Core §10.1.1), so five
@@ -51,7 +51,7 @@ pub(crate) fn oidc_http(egress: &Egress) -> impl Fn(openidconnect::HttpRequest) 
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let url = parts.uri.to_string();
-            let egress_error = |e: crate::egress::EgressError| HttpError {
+            let egress_error = |e: ward_jobs::egress::EgressError| HttpError {
                 class: e.class(),
                 message: e.to_string(),
             };

@@ -19,11 +19,11 @@ pub struct Keys {
     pub sessions: SessionSealer,
     pub api_tokens: ApiTokenHasher,
     /// Tenant keys: wrapping under the master credential key, field encryption.
-    pub keyring: crate::keyring::Keyring,
+    pub keyring: Arc<ward_jobs::keyring::Keyring>,
     /// Signs the audit log's checkpoints (Ed25519 from the "audit" purpose key).
     pub audit: Arc<ward_audit::CheckpointSigner>,
     /// Opens forwarding sinks' sealed secrets ("settings" purpose key).
-    pub forwarding: Arc<crate::forwarding::ForwarderKeys>,
+    pub forwarding: Arc<ward_jobs::forwarding::ForwarderKeys>,
 }
 
 impl Keys {
@@ -36,7 +36,7 @@ impl Keys {
         previous: Option<(&ward_crypto::MasterSecret, u32)>,
     ) -> Self {
         use ward_crypto::{MasterCredentialKey, OsRandom, Purpose, SettingsKey};
-        let ring = crate::keyring::Keyring::new(
+        let ring = ward_jobs::keyring::Keyring::new(
             MasterCredentialKey::derive(master, salt),
             master_version,
             Arc::new(OsRandom),
@@ -44,12 +44,12 @@ impl Keys {
         Keys {
             sessions: SessionSealer::new(&master.derive(salt, Purpose::Sessions)),
             api_tokens: ApiTokenHasher::new(&master.derive(salt, Purpose::ApiTokens)),
-            keyring: match previous {
+            keyring: Arc::new(match previous {
                 Some((prev, v)) => ring.with_previous(MasterCredentialKey::derive(prev, salt), v),
                 None => ring,
-            },
-            audit: Arc::new(crate::audit_log::checkpoint_signer(master, salt)),
-            forwarding: Arc::new(crate::forwarding::ForwarderKeys {
+            }),
+            audit: Arc::new(ward_jobs::audit_log::checkpoint_signer(master, salt)),
+            forwarding: Arc::new(ward_jobs::forwarding::ForwarderKeys {
                 settings: SettingsKey::derive(master, salt),
                 master_version,
                 previous: previous.map(|(prev, v)| (SettingsKey::derive(prev, salt), v)),
@@ -86,7 +86,7 @@ pub struct Inner {
     pub(crate) webauthn: Option<webauthn_rs::Webauthn>,
     /// Every outbound connection goes through this (identity providers, SIEMs,
     /// sinks): the egress policy checks each address after resolution.
-    pub(crate) egress: crate::egress::Egress,
+    pub(crate) egress: ward_jobs::egress::Egress,
     /// Identity providers' discovery documents and key sets, for a few minutes.
     pub(crate) oidc_discovery: crate::sso_discovery::DiscoveryCache,
 }
@@ -134,7 +134,7 @@ impl AppState {
         };
         Self(Arc::new(Inner {
             webauthn,
-            egress: crate::egress::Egress::new(settings.egress.clone()),
+            egress: ward_jobs::egress::Egress::new(settings.egress.clone()),
             oidc_discovery: Default::default(),
             sessions: crate::session_lookup::SessionLookup::spawn(store.clone()),
             store,
@@ -160,7 +160,7 @@ impl AppState {
     }
 
     /// The tenant-key operations (rotation, field encryption).
-    pub fn keyring(&self) -> &crate::keyring::Keyring {
+    pub fn keyring(&self) -> &ward_jobs::keyring::Keyring {
         &self.0.keys.keyring
     }
 
@@ -170,6 +170,23 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// Key maintenance over this state's store, keyring, clock and randomness,
+    /// renewing its lease as `holder`.
+    pub fn key_maintenance(
+        &self,
+        settings: ward_jobs::key_maintenance::ReencryptSettings,
+        holder: &str,
+    ) -> ward_jobs::key_maintenance::KeyMaintenance {
+        ward_jobs::key_maintenance::KeyMaintenance {
+            store: self.0.store.clone(),
+            keyring: self.0.keys.keyring.clone(),
+            clock: self.0.clock.clone(),
+            rng: self.0.rng.clone(),
+            settings,
+            holder: holder.to_owned(),
+        }
     }
 
     pub fn now(&self) -> Timestamp {

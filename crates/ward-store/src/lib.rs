@@ -19,10 +19,12 @@ pub mod encrypted;
 mod error;
 mod identities;
 mod installation;
+mod job_queue;
 mod keys;
 mod leases;
 mod migrate;
 mod passkeys;
+mod pg_tls;
 mod revoke;
 mod rows;
 mod rule_reviews;
@@ -54,6 +56,7 @@ pub use encrypted::{CiphertextSwap, ENCRYPTED_FIELDS, EncryptedField, StoredCiph
 pub use error::{Conflict, StoreError};
 pub use identities::ExternalIdentity;
 pub use installation::InstallationRecord;
+pub use job_queue::{JobLock, JobRecord, JobState, NewJob};
 pub use keys::{KeyToRewrap, StoredKey};
 pub use migrate::MIGRATIONS;
 pub use passkeys::{PasskeyEffect, PasskeyRemoval, PasskeyUse, PasskeyUseRecord};
@@ -121,7 +124,9 @@ impl Default for ConnectSettings {
 
 impl Store {
     /// Connects to `sqlite://PATH` or `postgres://...`. For SQLite the file is
-    /// created if missing and put in WAL mode.
+    /// created if missing and put in WAL mode. A PostgreSQL URL's `sslmode` and
+    /// `sslrootcert` are checked first (`pg_tls.rs`), and a refused certificate is
+    /// reported as such.
     pub async fn connect(url: &str, settings: ConnectSettings) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -138,6 +143,17 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::UnsupportedUrl)?;
+        let tls = match backend {
+            Backend::Postgres => {
+                Some(pg_tls::PgTls::from_options(&options).map_err(StoreError::Unavailable)?)
+            }
+            Backend::Sqlite => None,
+        };
+        let describe = |e: &sqlx::Error| {
+            tls.as_ref()
+                .and_then(|tls| tls.describe(e))
+                .unwrap_or_else(|| describe_connect_error(e))
+        };
         // One direct attempt first: a pool only reports "timed out" however it failed,
         // and an operator needs to know whether the server refused or is unreachable.
         match tokio::time::timeout(
@@ -150,7 +166,7 @@ impl Store {
             Some(Ok(conn)) => {
                 let _ = sqlx::Connection::close(conn).await;
             }
-            Some(Err(e)) => return Err(StoreError::Unavailable(describe_connect_error(&e))),
+            Some(Err(e)) => return Err(StoreError::Unavailable(describe(&e))),
             None => {
                 return Err(StoreError::Unavailable(
                     "timed out connecting to the database".to_owned(),
@@ -180,7 +196,7 @@ impl Store {
         let pool = pool
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Unavailable(describe_connect_error(&e)))?;
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
         let sqlite_file = match backend {
             Backend::Sqlite => {
                 let file: Option<String> =

@@ -86,6 +86,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0012_metrics_tokens.sqlite.sql"),
         postgres: include_str!("migrations/0012_metrics_tokens.postgres.sql"),
     },
+    Migration {
+        version: 13,
+        name: "job_queue",
+        sqlite: include_str!("migrations/0013_job_queue.sqlite.sql"),
+        postgres: include_str!("migrations/0013_job_queue.postgres.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Ward's migration lock among PostgreSQL advisory locks,

@@ -21,9 +21,17 @@ use Col::{Bytes, Int, Text};
 
 /// Tables a backup deliberately leaves out, with why: `schema_migrations` is
 /// the migrations' bookkeeping (the restoring Ward writes its own),
-/// `job_leases` is who runs a job right now, and `auth_ceremonies` are
-/// single-use sign-in challenges that expire within minutes.
-pub const NOT_BACKED_UP: &[&str] = &["schema_migrations", "job_leases", "auth_ceremonies"];
+/// `job_leases` is who runs a job right now, `auth_ceremonies` are
+/// single-use sign-in challenges that expire within minutes, and `job_queue` is
+/// work in flight: a restored Ward must not replay half-done work against
+/// systems that have moved on since (what finished work changed is in the
+/// tables it changed).
+pub const NOT_BACKED_UP: &[&str] = &[
+    "schema_migrations",
+    "job_leases",
+    "auth_ceremonies",
+    "job_queue",
+];
 
 /// Every table a backup holds with the columns it copies, by name (a test
 /// checks this against the migrated schema on both backends).

@@ -9,6 +9,8 @@ use ward_core::{
 use ward_store::testing::TestDatabase;
 use ward_store::{AuditFilter, Backend, Conflict, ConnectSettings, MIGRATIONS, Store, StoreError};
 
+#[path = "store/postgres_tls.rs"]
+mod postgres_tls;
 #[path = "store/schema_lists.rs"]
 mod schema_lists;
 

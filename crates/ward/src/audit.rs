@@ -9,8 +9,8 @@ use ward_audit::{CheckpointVerifier, ExportVerifier};
 use ward_core::audit::actions;
 use ward_core::audit_format::ExportFormat;
 use ward_core::{AuditEvent, Timestamp};
+use ward_jobs::audit_log::{LEASE_NAME, Sequencer, sign_checkpoint};
 use ward_server::audit_export::{ExportRequest, run_export};
-use ward_server::audit_log::{LEASE_NAME, Sequencer, sign_checkpoint};
 use ward_store::{AuditFilter, Store};
 
 use crate::bootstrap::{self, Installation};
@@ -79,7 +79,7 @@ pub async fn run(
     egress: &ward_core::egress::EgressPolicy,
     cmd: AuditCommand,
 ) -> Result<()> {
-    let signer = ward_server::audit_log::checkpoint_signer(&inst.master, &inst.salt);
+    let signer = ward_jobs::audit_log::checkpoint_signer(&inst.master, &inst.salt);
     match cmd {
         AuditCommand::PublicKey => {
             println!("{}", signer.verifier().encode());
@@ -305,5 +305,5 @@ impl Progress {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    ward_server::audit_log::hex(bytes)
+    ward_jobs::audit_log::hex(bytes)
 }

@@ -11,8 +11,8 @@ use ward_core::audit::actions;
 use ward_core::egress::{Destination, EgressPolicy, EgressRefusal};
 use ward_core::{Actor, AuditEvent};
 use ward_crypto::{OsRandom, SecureRandom, SettingsContext, SettingsKey};
-use ward_server::egress::Origin;
-use ward_server::forwarding::{SinkConfig, SinkKind, SinkSecrets, check_sink};
+use ward_jobs::egress::Origin;
+use ward_jobs::forwarding::{SinkConfig, SinkKind, SinkSecrets, check_sink};
 use ward_store::{Conflict, StoreError, StoredSink};
 use zeroize::Zeroizing;
 

@@ -142,8 +142,8 @@ pub struct AuditSection {
 
 impl Default for AuditSection {
     fn default() -> Self {
-        let d = ward_server::audit_log::SequencerSettings::default();
-        let f = ward_server::forwarding::ForwarderSettings::default();
+        let d = ward_jobs::audit_log::SequencerSettings::default();
+        let f = ward_jobs::forwarding::ForwarderSettings::default();
         Self {
             sequencer_interval_ms: d.interval.as_millis() as u64,
             checkpoint_interval_seconds: d.checkpoint_interval.as_secs(),
@@ -166,7 +166,7 @@ pub struct KeyMaintenanceSection {
 
 impl Default for KeyMaintenanceSection {
     fn default() -> Self {
-        let d = ward_server::reencrypt::ReencryptSettings::default();
+        let d = ward_jobs::key_maintenance::ReencryptSettings::default();
         Self {
             batch_size: d.batch_size,
             max_rows_per_second: d.max_rows_per_second,
@@ -652,7 +652,7 @@ impl Settings {
                 }),
                 _ => None,
             },
-            key_maintenance: ward_server::reencrypt::ReencryptSettings {
+            key_maintenance: ward_jobs::key_maintenance::ReencryptSettings {
                 batch_size: self.key_maintenance.batch_size,
                 max_rows_per_second: self.key_maintenance.max_rows_per_second,
                 idle_interval: std::time::Duration::from_secs(
@@ -660,14 +660,14 @@ impl Settings {
                 ),
                 ..Default::default()
             },
-            audit_sequencer: ward_server::audit_log::SequencerSettings {
+            audit_sequencer: ward_jobs::audit_log::SequencerSettings {
                 interval: std::time::Duration::from_millis(self.audit.sequencer_interval_ms),
                 checkpoint_interval: std::time::Duration::from_secs(
                     self.audit.checkpoint_interval_seconds,
                 ),
                 ..Default::default()
             },
-            audit_forwarding: ward_server::forwarding::ForwarderSettings {
+            audit_forwarding: ward_jobs::forwarding::ForwarderSettings {
                 alert_after: std::time::Duration::from_secs(self.audit.sink_alert_after_seconds),
                 backoff_cap: std::time::Duration::from_secs(self.audit.sink_max_backoff_seconds),
                 ..Default::default()

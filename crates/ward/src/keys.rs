@@ -9,7 +9,7 @@ use ward_core::keys::KeyState;
 use ward_core::tenant::Tenant;
 use ward_core::{Actor, AuditEvent};
 use ward_crypto::{OsRandom, PasswordHashing, SecureRandom};
-use ward_server::reencrypt::{LEASE_NAME, ReencryptSettings, run_pass};
+use ward_jobs::key_maintenance::{LEASE_NAME, ReencryptSettings, run_pass};
 use ward_server::{AppState, SystemClock};
 use ward_store::ENCRYPTED_FIELDS;
 
@@ -77,7 +77,7 @@ pub async fn run(settings: &Settings, inst: &Installation, cmd: KeysCommand) -> 
                 max_rows_per_second: km.max_rows_per_second,
                 ..Default::default()
             };
-            let report = run_pass(&state, &t.id, &job, &holder)
+            let report = run_pass(&state.key_maintenance(job, &holder), &t.id)
                 .await
                 .map_err(|e| anyhow!("re-encryption failed: {e}"));
             inst.store.release_lease(LEASE_NAME, &holder).await?;
@@ -98,7 +98,7 @@ async fn tenant_by(inst: &Installation, slug_or_id: &str) -> Result<Tenant> {
         .ok_or_else(|| anyhow!("no company with slug or id {slug_or_id:?}"))
 }
 
-fn inst_keyring(state: &AppState) -> &ward_server::keyring::Keyring {
+fn inst_keyring(state: &AppState) -> &ward_jobs::keyring::Keyring {
     state.keyring()
 }
 
@@ -207,7 +207,7 @@ async fn rotate_master(inst: &Installation, new_secret_file: &std::path::Path) -
     }
     let old_version = inst.master_version;
     let new_version = old_version + 1;
-    let ring = ward_server::keyring::Keyring::new(
+    let ring = ward_jobs::keyring::Keyring::new(
         MasterCredentialKey::derive(&new, &inst.salt),
         new_version,
         Arc::new(OsRandom),
@@ -239,9 +239,9 @@ async fn rotate_master(inst: &Installation, new_secret_file: &std::path::Path) -
     // under the old key covers everything so far; the event naming both keys is
     // then covered by checkpoints under the new one, which is how verification
     // trusts the old key afterwards.
-    let old_signer = ward_server::audit_log::checkpoint_signer(&inst.master, &inst.salt);
-    let new_signer = ward_server::audit_log::checkpoint_signer(&new, &inst.salt);
-    ward_server::audit_log::sign_checkpoint(&inst.store, &old_signer, bootstrap::now()).await?;
+    let old_signer = ward_jobs::audit_log::checkpoint_signer(&inst.master, &inst.salt);
+    let new_signer = ward_jobs::audit_log::checkpoint_signer(&new, &inst.salt);
+    ward_jobs::audit_log::sign_checkpoint(&inst.store, &old_signer, bootstrap::now()).await?;
     let finished = system_event(None, actions::MASTER_ROTATION_FINISHED)?
         .target("installation", "master_secret")
         .details(serde_json::json!({ "version": new_version, "rewrapped": moved, "settings_secrets_resealed": resealed }));
@@ -264,7 +264,7 @@ async fn rotate_master(inst: &Installation, new_secret_file: &std::path::Path) -
     // The first checkpoint under the new key covers the event naming the old one,
     // which is what lets verification trust the old key's checkpoints.
     crate::audit::integrate_if_free(&inst.store).await?;
-    ward_server::audit_log::sign_checkpoint(&inst.store, &new_signer, bootstrap::now()).await?;
+    ward_jobs::audit_log::sign_checkpoint(&inst.store, &new_signer, bootstrap::now()).await?;
     println!(
         "the audit checkpoint key changed; checkpoints signed before now verify with the previous key: \
          ward audit verify --trusted-key '{}'",
@@ -300,7 +300,7 @@ async fn reseal_settings_secrets(
         let ctx = |master_version| SettingsContext {
             owner_kind: "audit_sink",
             owner_id: &sink.id,
-            field: ward_server::forwarding::sink_secret_field(&sink),
+            field: ward_jobs::forwarding::sink_secret_field(&sink),
             master_version,
         };
         let secret = old_key.open(sealed, ctx(v)).map_err(|_| {
@@ -405,7 +405,7 @@ async fn verify(settings: &Settings, inst: &Installation) -> Result<()> {
     let forwarding = inst.keys().forwarding;
     let mut settings_ok = 0u64;
     for sink in inst.store.list_audit_sinks().await? {
-        match ward_server::forwarding::open_sink_secrets(&forwarding, &sink) {
+        match ward_jobs::forwarding::open_sink_secrets(&forwarding, &sink) {
             Ok(Some(_)) => settings_ok += 1,
             Ok(None) => {}
             Err(e) => problems.push(e),

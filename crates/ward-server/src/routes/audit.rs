@@ -70,12 +70,12 @@ pub(crate) async fn list_events(
     }))
 }
 
-fn proof_error(e: crate::audit_log::ProofError) -> ApiError {
+fn proof_error(e: ward_jobs::audit_log::ProofError) -> ApiError {
     match e {
-        crate::audit_log::ProofError::OutOfRange(m) => {
+        ward_jobs::audit_log::ProofError::OutOfRange(m) => {
             ApiError::new(StatusCode::BAD_REQUEST, "proof_out_of_range", m)
         }
-        crate::audit_log::ProofError::Store(s) => s.into(),
+        ward_jobs::audit_log::ProofError::Store(s) => s.into(),
     }
 }
 
@@ -89,8 +89,9 @@ pub(crate) async fn checkpoint(
 ) -> Result<Json<CheckpointView>, ApiError> {
     principal.require(Permission::ReadAuditLog)?;
     // At most one new checkpoint every few seconds from this route.
-    let c = crate::audit_log::recent_checkpoint(state.store(), &state.keys.audit, state.now(), 5)
-        .await?;
+    let c =
+        ward_jobs::audit_log::recent_checkpoint(state.store(), &state.keys.audit, state.now(), 5)
+            .await?;
     Ok(Json(CheckpointView {
         tree_size: c.tree_size,
         root_hash: hex(&c.root),
@@ -111,7 +112,7 @@ pub(crate) async fn inclusion(
     principal.require(Permission::ReadAuditLog)?;
     // The permission is checked before the query, so a caller without it learns nothing.
     let ApiQuery(q) = query?;
-    let proof = crate::audit_log::inclusion_proof(state.store(), q.index, q.size)
+    let proof = ward_jobs::audit_log::inclusion_proof(state.store(), q.index, q.size)
         .await
         .map_err(proof_error)?;
     Ok(Json(InclusionProofView {
@@ -131,7 +132,7 @@ pub(crate) async fn consistency(
 ) -> Result<Json<ConsistencyProofView>, ApiError> {
     principal.require(Permission::ReadAuditLog)?;
     let ApiQuery(q) = query?;
-    let proof = crate::audit_log::consistency_proof(state.store(), q.from, q.to)
+    let proof = ward_jobs::audit_log::consistency_proof(state.store(), q.from, q.to)
         .await
         .map_err(proof_error)?;
     Ok(Json(ConsistencyProofView {

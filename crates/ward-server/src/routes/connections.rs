@@ -18,12 +18,12 @@ use ward_store::{Conflict, SealedCredentials, StoreError};
 
 use super::event;
 use crate::extract::{ApiJson, Principal, RequestMeta};
-use crate::keyring::KeyError;
 use crate::views::{
     ConnectionList, ConnectionTestResult, ConnectionView, CreateConnectionRequest,
     UpdateConnectionRequest,
 };
 use crate::{ApiError, AppState};
+use ward_jobs::keyring::KeyError;
 
 const ENTITY: &str = "connection";
 const FIELD: &str = "credentials";
@@ -306,7 +306,7 @@ pub(crate) async fn test_connection(
                 .connect_tcp(&host, port, Duration::from_secs(5))
                 .await
         }
-        None => Err(crate::egress::EgressError::BadDestination(
+        None => Err(ward_jobs::egress::EgressError::BadDestination(
             "the base URL has no host",
         )),
     };

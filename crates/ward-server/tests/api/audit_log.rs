@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use ward_core::Role;
 use ward_store::on_both_backends;
 
-use crate::harness::{Auth, TestApp, expect_problem, spawn_app, spawn_app_with};
+use crate::harness::{Auth, TestApp, expect_problem, integrated, spawn_app, spawn_app_with};
 
 on_both_backends!(
     proofs_verify_independently,
@@ -119,17 +119,6 @@ fn rfc_verify_consistency(
         sn >>= 1;
     }
     fr == first_hash && sr == second_hash && sn == 0
-}
-
-/// Waits until the sequencer has integrated every event so far.
-async fn integrated(app: &TestApp) -> u64 {
-    for _ in 0..100 {
-        if app.store.audit_pending_count().await.expect("pending") == 0 {
-            return app.store.audit_tree_size().await.expect("size");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the sequencer did not integrate within 5 s");
 }
 
 async fn json(app: &TestApp, path: &str, auth: &Auth) -> Value {
@@ -392,7 +381,7 @@ async fn bad_proof_requests_are_clear_4xx(backend: ward_store::Backend) {
 /// skipped, and the log verifies. (On SQLite the second writer waits for the
 /// first; the test still runs.)
 async fn a_late_commit_becomes_a_later_leaf(backend: ward_store::Backend) {
-    use ward_server::audit_log::Sequencer;
+    use ward_jobs::audit_log::Sequencer;
     let app = spawn_app_with(backend, |s| {
         // This test drives the sequencer itself.
         s.audit_sequencer.interval = std::time::Duration::from_secs(3600);
@@ -476,7 +465,7 @@ async fn a_late_commit_becomes_a_later_leaf(backend: ward_store::Backend) {
     }
     let report = ward_server::audit_verify::verify_log(
         &app.store,
-        &[ward_server::audit_log::checkpoint_signer(&app.master, &app.salt).verifier()],
+        &[ward_jobs::audit_log::checkpoint_signer(&app.master, &app.salt).verifier()],
         &mut |_, _| {},
     )
     .await
@@ -492,7 +481,7 @@ async fn a_late_commit_becomes_a_later_leaf(backend: ward_store::Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parallel_verifier_agrees_and_refuses_tampering() {
     use sqlx::{Connection, Executor};
-    use ward_server::audit_log::{Sequencer, sign_checkpoint};
+    use ward_jobs::audit_log::{Sequencer, sign_checkpoint};
     use ward_server::audit_verify::verify_log_by_pages;
     use ward_server::audit_verify_parallel::verify_sqlite_file;
 
@@ -502,7 +491,7 @@ async fn the_parallel_verifier_agrees_and_refuses_tampering() {
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let store = &app.store;
-    let signer = ward_server::audit_log::checkpoint_signer(&app.master, &app.salt);
+    let signer = ward_jobs::audit_log::checkpoint_signer(&app.master, &app.salt);
     let now = ward_core::Timestamp::from_millis(1_800_000_000_000);
     let mut sequencer = Sequencer::new();
     let event = |n: u64| {
@@ -770,7 +759,7 @@ async fn the_parallel_verifier_agrees_and_refuses_tampering() {
 /// must events larger than a page, read over their overflow pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parallel_verifier_reads_every_kind_of_event_back() {
-    use ward_server::audit_log::{Sequencer, sign_checkpoint};
+    use ward_jobs::audit_log::{Sequencer, sign_checkpoint};
     let app = spawn_app_with(ward_store::Backend::Sqlite, |s| {
         s.audit_sequencer.interval = std::time::Duration::from_secs(3600);
     })
@@ -837,7 +826,7 @@ async fn the_parallel_verifier_reads_every_kind_of_event_back() {
         .integrate_all(store, ward_core::Timestamp::from_millis(1), 100)
         .await
         .expect("integrate");
-    let signer = ward_server::audit_log::checkpoint_signer(&app.master, &app.salt);
+    let signer = ward_jobs::audit_log::checkpoint_signer(&app.master, &app.salt);
     sign_checkpoint(store, &signer, ward_core::Timestamp::from_millis(2))
         .await
         .expect("sign");

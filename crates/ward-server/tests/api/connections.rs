@@ -362,7 +362,7 @@ mod maintenance {
     use reqwest::{Method, StatusCode};
     use serde_json::Value;
     use ward_core::Role;
-    use ward_server::reencrypt::{LEASE_NAME, ReencryptSettings, run_pass};
+    use ward_jobs::key_maintenance::{LEASE_NAME, ReencryptSettings, run_pass};
     use ward_store::on_both_backends;
 
     use super::{create, raw_credentials};
@@ -444,7 +444,7 @@ mod maintenance {
                 .await
                 .expect("lease")
         );
-        let report = run_pass(&app.state, &t, &settings, "test")
+        let report = run_pass(&app.state.key_maintenance(settings, "test"), &t)
             .await
             .expect("pass");
         assert_eq!(report.moved, 24, "{report:?}");
@@ -506,7 +506,7 @@ mod maintenance {
             "{p}"
         );
         // A second pass has nothing to do.
-        let again = run_pass(&app.state, &t, &settings, "test")
+        let again = run_pass(&app.state.key_maintenance(settings, "test"), &t)
             .await
             .expect("pass");
         assert_eq!((again.moved, again.destroyed), (0, 0));
@@ -593,12 +593,12 @@ mod maintenance {
                 .await
                 .expect("lease")
         );
-        let r = run_pass(&app.state, &t, &settings, "test")
+        let r = run_pass(&app.state.key_maintenance(settings, "test"), &t)
             .await
             .expect("pass");
         assert!(!r.rotated, "not due yet");
         app.clock.advance_secs(7 * 86_400);
-        let r = run_pass(&app.state, &t, &settings, "test")
+        let r = run_pass(&app.state.key_maintenance(settings, "test"), &t)
             .await
             .expect("pass");
         assert!(r.rotated && r.moved == 1 && r.destroyed == 1, "{r:?}");

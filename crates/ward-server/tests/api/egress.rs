@@ -421,7 +421,7 @@ async fn add_sink(app: &TestApp, name: &str, url: &str) {
             &OsRandom,
         )
         .expect("seal");
-    let endpoint = ward_server::egress::Origin::of(url)
+    let endpoint = ward_jobs::egress::Origin::of(url)
         .expect("origin")
         .to_string();
     let sink = StoredSink {

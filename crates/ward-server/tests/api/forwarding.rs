@@ -237,6 +237,8 @@ async fn http_sinks_receive_every_event_across_an_outage(backend: ward_store::Ba
     .await;
     receiver.down.store(false, Ordering::SeqCst);
     wait_until("recovery and redelivery", async || {
+        // Retries wait on Ward's clock: move it past each backoff.
+        app.clock.advance_secs(1);
         settled(&app, &receiver).await
             && app
                 .audit_actions_all()

@@ -88,7 +88,7 @@ pub fn test_settings() -> ServerSettings {
     s.rate_limit.requests_per_second = 10_000;
     s.rate_limit.burst = 10_000;
     s.rate_limit.login_per_minute = 10_000;
-    // Tests drive key maintenance themselves (`reencrypt::run_pass`); the
+    // Tests drive key maintenance themselves (`key_maintenance::run_pass`); the
     // background loop only makes its start-up pass.
     s.key_maintenance.idle_interval = std::time::Duration::from_secs(3600);
     // The suite's stand-ins (identity providers, sink receivers) listen on
@@ -147,7 +147,10 @@ async fn spawn_on(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
-        let _ = ward_server::serve(state, listener, std::future::pending()).await;
+        // Surfaced, not dropped: a serve error fails loudly with its cause.
+        if let Err(e) = ward_server::serve(state, listener, std::future::pending()).await {
+            panic!("ward_server::serve failed: {e}");
+        }
     });
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -394,6 +397,17 @@ impl TestApp {
             .expect("audit")
             .len()
     }
+}
+
+/// Waits until the sequencer has integrated every event so far.
+pub async fn integrated(app: &TestApp) -> u64 {
+    for _ in 0..100 {
+        if app.store.audit_pending_count().await.expect("pending") == 0 {
+            return app.store.audit_tree_size().await.expect("size");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the sequencer did not integrate within 5 s");
 }
 
 /// Reads a problem+json body and checks its status and code.

@@ -2,6 +2,7 @@
 //! PostgreSQL with a fresh database (one test binary, to keep link time down).
 
 mod access;
+mod audit_formats;
 mod audit_log;
 mod auth;
 mod connections;

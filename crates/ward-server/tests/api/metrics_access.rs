@@ -91,7 +91,7 @@ async fn metrics_listen_serves_metrics_alone(backend: ward_store::Backend) {
 /// every company. Now an Admin's token with the `metrics` scope reads its own
 /// company's series only, and that token opens nothing else.
 async fn a_company_metrics_token_reads_only_its_company(backend: ward_store::Backend) {
-    use ward_server::reencrypt::{LEASE_NAME, ReencryptSettings, run_pass};
+    use ward_jobs::key_maintenance::{LEASE_NAME, ReencryptSettings, run_pass};
     let app = spawn_app_with(backend, |s| {
         s.metrics_token = MetricsToken::from_secret(SCRAPE_TOKEN);
     })
@@ -122,9 +122,13 @@ async fn a_company_metrics_token_reads_only_its_company(backend: ward_store::Bac
             .expect("lease")
     );
     for t in [&alpha, &bravo] {
-        run_pass(&app.state, t, &ReencryptSettings::default(), "test")
-            .await
-            .expect("pass");
+        run_pass(
+            &app.state
+                .key_maintenance(ReencryptSettings::default(), "test"),
+            t,
+        )
+        .await
+        .expect("pass");
     }
     let all = app
         .get("/metrics", &Auth::Bearer(SCRAPE_TOKEN.to_owned()))

@@ -342,59 +342,88 @@ impl Default for SequencerSettings {
     }
 }
 
-/// The background job in `ward serve`.
-pub async fn run_forever(
+/// The sequencer as a job of `ward serve`: one instance at a time (lease
+/// `audit-sequencer`) integrates committed events into the tree, sweeps every
+/// event now and then, and signs a checkpoint every `checkpoint_interval`.
+pub struct SequencerJob {
     store: Store,
     signer: std::sync::Arc<CheckpointSigner>,
-    clock: std::sync::Arc<dyn crate::Clock>,
     settings: SequencerSettings,
-    holder: String,
-) {
-    let mut sequencer = Sequencer::new();
-    let mut last_checkpoint = std::time::Instant::now();
-    let mut last_sweep = std::time::Instant::now();
-    let mut held = false;
-    loop {
-        let now = clock.now();
-        let ttl = i64::try_from(settings.lease_ttl.as_secs()).unwrap_or(10);
-        match store
-            .acquire_lease(LEASE_NAME, &holder, now, now.plus_seconds(ttl))
-            .await
-        {
-            Ok(true) => {
-                if !held {
-                    // Taking over from another instance: its frontier is not ours.
-                    sequencer = Sequencer::new();
-                    held = true;
-                }
-                if last_sweep.elapsed() >= settings.sweep_interval {
-                    sequencer.schedule_sweep();
-                    last_sweep = std::time::Instant::now();
-                }
-                match sequencer
-                    .integrate_all(&store, now, settings.batch_size)
-                    .await
-                {
-                    Ok(n) if n > 0 => {
-                        metrics::counter!("ward_audit_leaves_integrated_total").increment(n);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "audit sequencer failed"),
-                }
-                if last_checkpoint.elapsed() >= settings.checkpoint_interval {
-                    match sign_checkpoint(&store, &signer, clock.now()).await {
-                        Ok(c) => {
-                            metrics::gauge!("ward_audit_tree_size").set(c.tree_size as f64);
-                            last_checkpoint = std::time::Instant::now();
-                        }
-                        Err(e) => tracing::error!(error = %e, "audit checkpoint failed"),
-                    }
-                }
-            }
-            Ok(false) => held = false,
-            Err(e) => tracing::warn!(error = %e, "cannot take the audit-sequencer lease"),
+    sequencer: Sequencer,
+    last_checkpoint: Option<Timestamp>,
+    last_sweep: Option<Timestamp>,
+}
+
+impl SequencerJob {
+    pub fn new(
+        store: Store,
+        signer: std::sync::Arc<CheckpointSigner>,
+        settings: SequencerSettings,
+    ) -> Self {
+        Self {
+            store,
+            signer,
+            settings,
+            sequencer: Sequencer::new(),
+            last_checkpoint: None,
+            last_sweep: None,
         }
-        tokio::time::sleep(settings.interval).await;
+    }
+}
+
+fn due(last: &mut Option<Timestamp>, now: Timestamp, every: Duration) -> bool {
+    match *last {
+        // The first pass starts the count (the sequencer's first integration
+        // already looks at everything).
+        None => {
+            *last = Some(now);
+            false
+        }
+        Some(at) if now.millis().saturating_sub(at.millis()) >= crate::runner::millis(every) => {
+            *last = Some(now);
+            true
+        }
+        Some(_) => false,
+    }
+}
+
+impl crate::Job for SequencerJob {
+    fn name(&self) -> &'static str {
+        LEASE_NAME
+    }
+
+    fn schedule(&self) -> crate::Schedule {
+        crate::Schedule {
+            interval: self.settings.interval,
+            lease_ttl: self.settings.lease_ttl,
+        }
+    }
+
+    async fn pass(&mut self, now: Timestamp) -> Result<crate::Outcome, crate::JobError> {
+        if due(&mut self.last_sweep, now, self.settings.sweep_interval) {
+            self.sequencer.schedule_sweep();
+        }
+        let n = self
+            .sequencer
+            .integrate_all(&self.store, now, self.settings.batch_size)
+            .await?;
+        if n > 0 {
+            metrics::counter!("ward_audit_leaves_integrated_total").increment(n);
+        }
+        if due(
+            &mut self.last_checkpoint,
+            now,
+            self.settings.checkpoint_interval,
+        ) {
+            let c = sign_checkpoint(&self.store, &self.signer, now).await?;
+            metrics::gauge!("ward_audit_tree_size").set(c.tree_size as f64);
+        }
+        Ok(crate::Outcome::Idle)
+    }
+
+    fn lease_lost(&mut self) {
+        // Another instance's frontier is not ours.
+        self.sequencer = Sequencer::new();
     }
 }
 

@@ -19,8 +19,12 @@ use ward_crypto::envelope;
 use ward_crypto::{FieldContext, TenantKey};
 use ward_store::{CiphertextSwap, ENCRYPTED_FIELDS, Store};
 
-use crate::AppState;
-use crate::keyring::KeyError;
+use std::sync::Arc;
+
+use ward_crypto::SecureRandom;
+
+use crate::Clock;
+use crate::keyring::{KeyError, Keyring};
 
 pub const LEASE_NAME: &str = "key-maintenance";
 
@@ -57,11 +61,28 @@ pub struct PassReport {
     pub destroyed: u32,
 }
 
-fn system_event(state: &AppState, tenant: &TenantId, action: &'static str) -> Option<AuditEvent> {
-    let id = state.random_id_bytes().ok()?;
+/// Key maintenance: what it works with. A job of `ward serve` (one instance at a
+/// time, lease `key-maintenance`), and run by hand by `ward keys`.
+pub struct KeyMaintenance {
+    pub store: Store,
+    pub keyring: Arc<Keyring>,
+    pub clock: Arc<dyn Clock>,
+    pub rng: Arc<dyn SecureRandom>,
+    pub settings: ReencryptSettings,
+    /// The lease holder this instance renews as it works (the runner's name).
+    pub holder: String,
+}
+
+fn system_event(
+    km: &KeyMaintenance,
+    tenant: &TenantId,
+    action: &'static str,
+) -> Option<AuditEvent> {
+    let mut id = [0u8; 16];
+    km.rng.fill(&mut id).ok()?;
     Some(AuditEvent::new(
         EventId::from_random(id),
-        state.now(),
+        km.clock.now(),
         Some(tenant.clone()),
         Actor::system("key-maintenance"),
         RequestContext {
@@ -75,15 +96,12 @@ fn system_event(state: &AppState, tenant: &TenantId, action: &'static str) -> Op
 
 /// One pass for one company: rotate if due, re-encrypt stale rows (all of them,
 /// batch by batch), destroy versions nothing uses. `holder` must hold the lease.
-pub async fn run_pass(
-    state: &AppState,
-    tenant: &TenantId,
-    settings: &ReencryptSettings,
-    holder: &str,
-) -> Result<PassReport, KeyError> {
-    let store = state.store();
+pub async fn run_pass(km: &KeyMaintenance, tenant: &TenantId) -> Result<PassReport, KeyError> {
+    let store = &km.store;
+    let settings = &km.settings;
+    let holder = km.holder.as_str();
     let mut report = PassReport::default();
-    let make = |action: &'static str| system_event(state, tenant, action);
+    let make = |action: &'static str| system_event(km, tenant, action);
     let Some(active) = store.active_key(tenant).await? else {
         return Ok(report); // No key yet: nothing encrypted.
     };
@@ -92,11 +110,10 @@ pub async fn run_pass(
         .await?
         .unwrap_or(DEFAULT_ROTATION_DAYS);
     let mut active_version = active.info.version;
-    if rotation_due(active.info.created_at, interval, state.now()) {
-        active_version = state
-            .keys
+    if rotation_due(active.info.created_at, interval, km.clock.now()) {
+        active_version = km
             .keyring
-            .rotate(store, tenant, state.now(), &make)
+            .rotate(store, tenant, km.clock.now(), &make)
             .await?;
         report.rotated = true;
     }
@@ -125,11 +142,10 @@ pub async fn run_pass(
                 }
                 announced = true;
             }
-            let started = std::time::Instant::now();
-            let (_, new_key) = state
-                .keys
+            let started = km.clock.now();
+            let (_, new_key) = km
                 .keyring
-                .active(store, tenant, state.now(), &make)
+                .active(store, tenant, km.clock.now(), &make)
                 .await?;
             // Old versions' keys are unwrapped once per batch, not once per row.
             let mut old_keys: HashMap<u32, TenantKey> = HashMap::new();
@@ -146,9 +162,7 @@ pub async fn run_pass(
                     old_keys.entry(header.key_version)
                 {
                     slot.insert(
-                        state
-                            .keys
-                            .keyring
+                        km.keyring
                             .version(store, tenant, header.key_version)
                             .await?,
                     );
@@ -157,8 +171,7 @@ pub async fn run_pass(
                     .get(&header.key_version)
                     .ok_or(KeyError::Missing(header.key_version))?;
                 let plain = envelope::open(old_key, ctx, &row.envelope)?;
-                let fresh =
-                    envelope::seal(&new_key, active_version, ctx, &plain, state.rng.as_ref())?;
+                let fresh = envelope::seal(&new_key, active_version, ctx, &plain, km.rng.as_ref())?;
                 swaps.push(CiphertextSwap {
                     row_id: row.row_id.clone(),
                     old: row.envelope.clone(),
@@ -173,7 +186,7 @@ pub async fn run_pass(
             metrics::counter!("ward_reencrypted_fields_total", "entity" => field.entity, "field" => field.field)
                 .increment(batch.len() as u64);
             // Keep the lease while working through a long backlog.
-            let now = state.now();
+            let now = km.clock.now();
             let ttl = i64::try_from(settings.lease_ttl.as_secs()).unwrap_or(30);
             if !store
                 .acquire_lease(LEASE_NAME, holder, now, now.plus_seconds(ttl))
@@ -185,8 +198,10 @@ pub async fn run_pass(
                 let budget = Duration::from_secs_f64(
                     batch.len() as f64 / f64::from(settings.max_rows_per_second),
                 );
-                if let Some(rest) = budget.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(rest).await;
+                let elapsed = km.clock.now().millis().saturating_sub(started.millis());
+                let elapsed = Duration::from_millis(u64::try_from(elapsed).unwrap_or(0));
+                if let Some(rest) = budget.checked_sub(elapsed) {
+                    km.clock.sleep(rest).await;
                 }
             }
         }
@@ -204,7 +219,7 @@ pub async fn run_pass(
                 .target("tenant_key", format!("{tenant}/v{}", k.info.version))
                 .details(json!({ "version": k.info.version }));
             if store
-                .destroy_key_version(tenant, k.info.version, state.now(), &e)
+                .destroy_key_version(tenant, k.info.version, km.clock.now(), &e)
                 .await?
             {
                 report.destroyed += 1;
@@ -228,34 +243,41 @@ async fn update_gauges(store: &Store, tenant: &TenantId) {
     }
 }
 
-/// Runs passes over every company whenever this instance holds the lease.
-pub async fn run_forever(state: AppState, settings: ReencryptSettings, holder: String) {
-    loop {
-        let now = state.now();
-        let ttl = i64::try_from(settings.lease_ttl.as_secs()).unwrap_or(30);
-        match state
-            .store()
-            .acquire_lease(LEASE_NAME, &holder, now, now.plus_seconds(ttl))
-            .await
-        {
-            Ok(true) => {
-                if let Ok(tenants) = state.store().tenant_ids().await {
-                    for t in tenants {
-                        match run_pass(&state, &t, &settings, &holder).await {
-                            Ok(r) if r.moved > 0 || r.destroyed > 0 || r.rotated => {
-                                tracing::info!(tenant = %t, moved = r.moved, destroyed = r.destroyed, rotated = r.rotated, "key maintenance");
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::error!(tenant = %t, error = %e, "key maintenance failed")
-                            }
-                        }
-                    }
+impl crate::Job for KeyMaintenance {
+    fn name(&self) -> &'static str {
+        LEASE_NAME
+    }
+
+    fn schedule(&self) -> crate::Schedule {
+        crate::Schedule {
+            interval: self.settings.idle_interval,
+            lease_ttl: self.settings.lease_ttl,
+        }
+    }
+
+    /// A pass over every company; one company's failure does not stop the others.
+    async fn pass(
+        &mut self,
+        _now: ward_core::Timestamp,
+    ) -> Result<crate::Outcome, crate::JobError> {
+        let mut failed = 0u32;
+        for t in self.store.tenant_ids().await? {
+            match run_pass(self, &t).await {
+                Ok(r) if r.moved > 0 || r.destroyed > 0 || r.rotated => {
+                    tracing::info!(tenant = %t, moved = r.moved, destroyed = r.destroyed, rotated = r.rotated, "key maintenance");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(tenant = %t, error = %e, "key maintenance failed");
                 }
             }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot take the key-maintenance lease"),
         }
-        tokio::time::sleep(settings.idle_interval).await;
+        if failed > 0 {
+            return Err(crate::JobError(format!(
+                "key maintenance failed for {failed} companies"
+            )));
+        }
+        Ok(crate::Outcome::Idle)
     }
 }

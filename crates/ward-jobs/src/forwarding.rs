@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::egress::{Egress, EgressHttp, HttpOptions, Origin};
 use hmac::{Hmac, KeyInit, Mac};
@@ -371,7 +371,8 @@ struct SinkRunner {
     secrets: SinkSecrets,
     connection: Connection,
     attempt: u32,
-    next_attempt: Instant,
+    /// When this sink may be tried again (by the injected clock).
+    next_attempt: Timestamp,
 }
 
 fn tls_client_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, String> {
@@ -651,7 +652,7 @@ pub struct ForwarderKeys {
 }
 
 impl ForwarderKeys {
-    pub(crate) fn for_version(&self, v: u32) -> Option<&SettingsKey> {
+    pub fn for_version(&self, v: u32) -> Option<&SettingsKey> {
         if v == self.master_version {
             return Some(&self.settings);
         }
@@ -728,8 +729,9 @@ pub fn open_sink_secrets(
         .map_err(|_| unreadable())
 }
 
-/// The background job in `ward serve`: one forwarder across instances (lease).
-pub async fn run_forever(
+/// Audit forwarding as a job of `ward serve`: one forwarder across instances
+/// (lease `audit-forwarder`), keeping each sink's connection between passes.
+pub struct ForwarderJob {
     store: Store,
     keys: Arc<ForwarderKeys>,
     egress: Egress,
@@ -737,37 +739,68 @@ pub async fn run_forever(
     rng: Arc<dyn SecureRandom>,
     settings: ForwarderSettings,
     holder: String,
-) {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "ward".to_owned());
-    let mut runners: HashMap<String, (String, SinkRunner)> = HashMap::new();
-    loop {
-        let now = clock.now();
-        let ttl = i64::try_from(settings.lease_ttl.as_secs()).unwrap_or(15);
-        match store
-            .acquire_lease(LEASE_NAME, &holder, now, now.plus_seconds(ttl))
-            .await
-        {
-            Ok(true) => {
-                let pass = Pass {
-                    store: &store,
-                    keys: &keys,
-                    egress: &egress,
-                    clock: &*clock,
-                    rng: &*rng,
-                    settings: &settings,
-                    hostname: &hostname,
-                    holder: &holder,
-                };
-                if let Err(e) = forward_once(&pass, &mut runners).await {
-                    tracing::error!(error = %e, "audit forwarding failed");
-                }
-            }
-            Ok(false) => runners.clear(),
-            Err(e) => tracing::warn!(error = %e, "cannot take the audit-forwarder lease"),
+    hostname: String,
+    runners: HashMap<String, (String, SinkRunner)>,
+}
+
+impl ForwarderJob {
+    /// `holder` is the runner's instance name: delivery renews the lease under it.
+    pub fn new(
+        store: Store,
+        keys: Arc<ForwarderKeys>,
+        egress: Egress,
+        clock: Arc<dyn crate::Clock>,
+        rng: Arc<dyn SecureRandom>,
+        settings: ForwarderSettings,
+        holder: String,
+    ) -> Self {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "ward".to_owned());
+        Self {
+            store,
+            keys,
+            egress,
+            clock,
+            rng,
+            settings,
+            holder,
+            hostname,
+            runners: HashMap::new(),
         }
-        tokio::time::sleep(settings.interval).await;
+    }
+}
+
+impl crate::Job for ForwarderJob {
+    fn name(&self) -> &'static str {
+        LEASE_NAME
+    }
+
+    fn schedule(&self) -> crate::Schedule {
+        crate::Schedule {
+            interval: self.settings.interval,
+            lease_ttl: self.settings.lease_ttl,
+        }
+    }
+
+    async fn pass(&mut self, _now: Timestamp) -> Result<crate::Outcome, crate::JobError> {
+        let pass = Pass {
+            store: &self.store,
+            keys: &self.keys,
+            egress: &self.egress,
+            clock: &*self.clock,
+            rng: &*self.rng,
+            settings: &self.settings,
+            hostname: &self.hostname,
+            holder: &self.holder,
+        };
+        forward_once(&pass, &mut self.runners).await?;
+        Ok(crate::Outcome::Idle)
+    }
+
+    fn lease_lost(&mut self) {
+        // Another instance delivers now; our connections and backoffs are stale.
+        self.runners.clear();
     }
 }
 
@@ -821,7 +854,7 @@ async fn forward_once(
             runners.insert(sink.id.clone(), (fingerprint, runner));
         }
         let (_, runner) = runners.get_mut(&sink.id).expect("inserted above");
-        if Instant::now() < runner.next_attempt {
+        if clock.now() < runner.next_attempt {
             continue;
         }
         let mut delivered = sink.delivered_size;
@@ -901,13 +934,13 @@ async fn forward_once(
                     }
                     let mut r = [0u8; 4];
                     let _ = rng.fill(&mut r);
-                    runner.next_attempt = Instant::now()
-                        + backoff(
-                            runner.attempt,
-                            settings.backoff_base,
-                            settings.backoff_cap,
-                            u32::from_be_bytes(r),
-                        );
+                    let wait = backoff(
+                        runner.attempt,
+                        settings.backoff_base,
+                        settings.backoff_cap,
+                        u32::from_be_bytes(r),
+                    );
+                    runner.next_attempt = clock.now().plus_millis(crate::runner::millis(wait));
                     runner.attempt = runner.attempt.saturating_add(1);
                     break;
                 }
@@ -928,7 +961,7 @@ fn build_runner(keys: &ForwarderKeys, sink: &StoredSink) -> Result<SinkRunner, S
         secrets: open_sink_secrets(keys, sink)?.unwrap_or_default(),
         connection: Connection::None,
         attempt: 0,
-        next_attempt: Instant::now(),
+        next_attempt: Timestamp::from_millis(i64::MIN),
     })
 }
 
