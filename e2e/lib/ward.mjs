@@ -3,7 +3,7 @@
 // User and a Viewer made by the operator CLI, served on http://localhost:PORT
 // (WebAuthn needs a secure context; localhost is one).
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -28,13 +28,21 @@ export async function freePort() {
   });
 }
 
-function databaseUrl(dir) {
+const psql = (sql) =>
+  execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql]);
+
+/// The run's database, and how to remove it (a PostgreSQL database is dropped,
+/// so repeated runs leave nothing behind).
+function database(dir) {
   if ((process.env.E2E_DB || "sqlite") !== "postgres") {
-    return `sqlite://${join(dir, "ward.db")}`;
+    return { url: `sqlite://${join(dir, "ward.db")}`, drop: () => {} };
   }
   const name = `ward_e2e_${randomBytes(6).toString("hex")}`;
-  execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", `CREATE DATABASE ${name}`]);
-  return `postgres://postgres@127.0.0.1:5432/${name}`;
+  psql(`CREATE DATABASE ${name}`);
+  return {
+    url: `postgres://postgres@127.0.0.1:5432/${name}`,
+    drop: () => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
 }
 
 export async function startWard() {
@@ -47,12 +55,17 @@ export async function startWard() {
     RUST_LOG: process.env.RUST_LOG || "warn",
   };
   const config = join(dir, "ward.toml");
+  const db = database(dir);
+  const cleanUp = () => {
+    db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  };
   writeFileSync(
     config,
     [
       `data_dir = "${dir}"`,
       `listen = "127.0.0.1:${port}"`,
-      `database_url = "${databaseUrl(dir)}"`,
+      `database_url = "${db.url}"`,
       `public_url = "${url}"`,
       `log_level = "${process.env.E2E_LOG || "warn"}"`,
       "[rate_limit]",
@@ -82,18 +95,38 @@ export async function startWard() {
     cli(["user", "create", "--tenant", "acme-corp", "--email", email, "--role", role, "--password-stdin"], PASSWORD);
   }
   const child = spawn(wardBin, ["--config", config, "serve"], { env, stdio: ["ignore", "inherit", "inherit"] });
-  for (let i = 0; i < 100; i++) {
+  let exited = null;
+  child.once("exit", (code, signal) => { exited = signal || `exit code ${code}`; });
+  let ready = false;
+  for (let i = 0; i < 300 && !ready && exited === null; i++) {
     try {
-      const r = await fetch(`${url}/readyz`);
-      if (r.ok) break;
+      ready = (await fetch(`${url}/readyz`)).ok;
     } catch (_) {
       /* not up yet */
     }
-    await new Promise((r) => setTimeout(r, 100));
+    if (!ready) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!ready) {
+    // A suite against a Ward that never became ready would only report confusing
+    // page failures: stop here, with the reason.
+    if (exited === null) {
+      await new Promise((ok) => { child.once("exit", ok); child.kill("SIGKILL"); });
+    }
+    cleanUp();
+    throw new Error(
+      exited === null
+        ? `ward serve never answered ${url}/readyz within 30 s`
+        : `ward serve stopped before it was ready (${exited})`,
+    );
   }
   return {
     url,
     cli,
-    stop: () => new Promise((ok) => { child.once("exit", ok); child.kill("SIGTERM"); }),
+    stop: async () => {
+      if (exited === null) {
+        await new Promise((ok) => { child.once("exit", ok); child.kill("SIGTERM"); });
+      }
+      cleanUp();
+    },
   };
 }
